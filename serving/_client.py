@@ -1,0 +1,271 @@
+"""An async client for OpenAI-compatible chat completion servers (SGLang in production, llama-server here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving._errors import (
+    BadRequestError,
+    ConnectError,
+    ContextLengthError,
+    ResponseError,
+    ServerError,
+    ServingError,
+    TimeoutError,
+)
+from serving._types import ChatRequest, ChatResult, StreamEvent, Usage
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+# Substrings that llama-server ("exceed_context_size_error") and SGLang ("longer than the model's
+# context length") put in the 400 they return for an over-long prompt.
+_CONTEXT_MARKERS = ("exceed_context_size", "context length", "context size", "maximum context")
+
+
+class RetryPolicy(BaseModel):
+    """Retries for connection errors and 429/502/503/504, with exponential backoff and jitter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_s: float = Field(default=0.5, ge=0.0)
+    max_backoff_s: float = Field(default=8.0, ge=0.0)
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after is not None:
+            try:
+                return min(float(retry_after), self.max_backoff_s)
+            except ValueError:
+                pass  # an HTTP date; fall back to our own schedule
+        base: float = min(self.backoff_s * 2**attempt, self.max_backoff_s)
+        return base * (0.5 + random.random() / 2)
+
+
+class ChatClient:
+    """Talks to `{base_url}/chat/completions`, where base_url ends in `/v1` as with the OpenAI SDK.
+
+    One client holds one connection pool; use it as an async context manager or call `aclose()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+        send_reasoning_effort: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.retry = retry or RetryPolicy()
+        self.send_reasoning_effort = send_reasoning_effort
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            transport=transport,
+        )
+
+    @property
+    def server_root(self) -> str:
+        """The server's root URL, where `/health` lives on both llama-server and SGLang."""
+        return self.base_url.removesuffix("/v1")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self) -> bool:
+        """True when the server answers `/health` with 200 (llama-server says 503 while loading)."""
+        try:
+            response = await self._http.get(f"{self.server_root}/health", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        body = request.to_wire(
+            model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False
+        )
+        started = time.perf_counter()
+        response = await self._with_retries(lambda: self._post(body))
+        latency_ms = (time.perf_counter() - started) * 1000
+        data = _json(response)
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            return ChatResult(
+                content=message.get("content") or "",
+                reasoning_content=message.get("reasoning_content"),
+                finish_reason=choice.get("finish_reason"),
+                model=data.get("model"),
+                usage=Usage.from_wire(data.get("usage")),
+                latency_ms=latency_ms,
+            )
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ResponseError(
+                f"{self.base_url} answered a chat completion without choices/message: {str(data)[:300]}"
+            ) from exc
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Yield events as the server sends them; the final event carries usage when the server reports it.
+
+        Retries happen only before the first event: a stream cut short mid-way raises, since
+        replaying it would duplicate text the caller has already shown.
+        """
+        body = request.to_wire(model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True)
+        for attempt in range(self.retry.attempts):
+            try:
+                async with aconnect_sse(
+                    self._http, "POST", f"{self.base_url}/chat/completions", json=body
+                ) as source:
+                    response = source.response
+                    if response.status_code != 200:
+                        await response.aread()
+                        if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
+                            await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                            continue
+                        raise self._status_error(response)
+                    async for sse in source.aiter_sse():
+                        if sse.data.strip() == "[DONE]":
+                            return
+                        event = _stream_event(json.loads(sse.data))
+                        if event is not None:
+                            yield event
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt + 1 < self.retry.attempts:
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    continue
+                raise self._connect_error(exc) from exc
+            except httpx.TimeoutException as exc:
+                raise self._timeout_error(exc) from exc
+            except (SSEError, json.JSONDecodeError) as exc:
+                raise ResponseError(f"{self.base_url} sent a malformed event stream: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise ServingError(f"Streaming from {self.base_url} failed: {exc}") from exc
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        return await self._http.post(f"{self.base_url}/chat/completions", json=body)
+
+    async def _with_retries(self, send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        for attempt in range(self.retry.attempts):
+            last = attempt + 1 == self.retry.attempts
+            try:
+                response = await send()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last:
+                    raise self._connect_error(exc) from exc
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            except httpx.TimeoutException as exc:
+                # A read timeout may mean the server is still generating: retrying would double the load.
+                raise self._timeout_error(exc) from exc
+            except httpx.HTTPError as exc:
+                raise ServingError(f"Request to {self.base_url} failed: {exc}") from exc
+            if response.status_code in RETRYABLE_STATUS and not last:
+                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                continue
+            if response.status_code >= 400:
+                raise self._status_error(response)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _connect_error(self, exc: Exception) -> ConnectError:
+        return ConnectError(
+            f"Cannot reach the model server at {self.base_url} ({exc.__class__.__name__}) after "
+            f"{self.retry.attempts} attempts. Is it running? Locally: `bastion model serve`; "
+            "otherwise check BASTION_MODEL_URL."
+        )
+
+    def _timeout_error(self, exc: Exception) -> TimeoutError:
+        return TimeoutError(
+            f"The model server at {self.base_url} did not answer in time ({exc.__class__.__name__}). "
+            "Raise BASTION_MODEL__TIMEOUT_S or ask for fewer tokens."
+        )
+
+    def _status_error(self, response: httpx.Response) -> ServingError:
+        detail = _error_detail(response)
+        status = response.status_code
+        if status == 400 and any(marker in detail.lower() for marker in _CONTEXT_MARKERS):
+            return ContextLengthError(
+                f"The prompt does not fit the model's context window: {detail}. "
+                "Shorten the question or conversation, or retrieve fewer passages.",
+                status_code=status,
+            )
+        if status in (401, 403):
+            return BadRequestError(
+                f"The model server at {self.base_url} refused our credentials (HTTP {status}): {detail}. "
+                "Check BASTION_MODEL_API_KEY.",
+                status_code=status,
+            )
+        if status < 500 and status != 429:
+            return BadRequestError(
+                f"The model server rejected the request (HTTP {status}): {detail}", status_code=status
+            )
+        return ServerError(
+            f"The model server at {self.base_url} failed (HTTP {status}) after {self.retry.attempts} "
+            f"attempts: {detail}. Check its log.",
+            status_code=status,
+        )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ResponseError(f"The model server answered non-JSON: {response.text[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise ResponseError(f"The model server answered JSON that is not an object: {str(data)[:200]}")
+    return data
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        parts = [str(error.get(k)) for k in ("type", "message") if error.get(k)]
+        return ": ".join(parts) or json.dumps(error)[:500]
+    return str(error)[:500]
+
+
+def _stream_event(data: dict[str, Any]) -> StreamEvent | None:
+    if "error" in data:
+        raise ServerError(f"The model server reported an error mid-stream: {data['error']}", status_code=500)
+    usage = Usage.from_wire(data["usage"]) if data.get("usage") else None
+    choices = data.get("choices") or []
+    if not choices:
+        return StreamEvent(usage=usage) if usage else None
+    delta = choices[0].get("delta") or {}
+    event = StreamEvent(
+        content=delta.get("content") or "",
+        reasoning_content=delta.get("reasoning_content") or "",
+        finish_reason=choices[0].get("finish_reason"),
+        usage=usage,
+    )
+    # The first chunk usually carries only the role: nothing a caller needs.
+    return event if event != StreamEvent() else None

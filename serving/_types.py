@@ -1,0 +1,116 @@
+"""Typed values at the serving boundary: what we send to and get back from an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Effort = Literal["none", "high"]
+"""Reasoning effort. Mistral Small 4 on SGLang accepts exactly these two values."""
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+
+class JsonSchema(BaseModel):
+    """A `response_format` of type json_schema; both llama-server and SGLang enforce it with a grammar."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool = True
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": self.schema_, "strict": self.strict},
+        }
+
+
+class ChatRequest(BaseModel):
+    """One chat completion request. Unknown fields are rejected so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(min_length=1)
+    reasoning_effort: Effort | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    seed: int | None = None
+    stop: list[str] | None = None
+    response_format: JsonSchema | None = None
+
+    def to_wire(self, *, model: str | None, send_reasoning_effort: bool, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"messages": [m.model_dump() for m in self.messages], "stream": stream}
+        if model:
+            body["model"] = model
+        if self.reasoning_effort is not None and send_reasoning_effort:
+            body["reasoning_effort"] = self.reasoning_effort
+        for key in ("max_tokens", "temperature", "seed", "stop"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        if self.response_format is not None:
+            body["response_format"] = self.response_format.to_wire()
+        if stream:
+            # Without this neither llama-server nor SGLang sends usage on a stream.
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+
+class Usage(BaseModel):
+    """Token accounting, normalised across servers (cached tokens may be absent: then 0)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_wire(cls, usage: dict[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"] | str
+
+
+class ChatResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    content: str
+    reasoning_content: str | None = None
+    finish_reason: FinishReason | None = None
+    model: str | None = None
+    usage: Usage = Usage()
+    latency_ms: float = 0.0
+
+
+class StreamEvent(BaseModel):
+    """One server-sent event, reduced to what callers need. The last event carries usage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content: str = ""
+    reasoning_content: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
