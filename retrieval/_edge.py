@@ -30,13 +30,17 @@ class EdgeStore:
                 "Wait for it to finish, or use another BASTION_DATA_DIR."
             ) from exc
         try:
-            config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+            config = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+            )
             if any(path.iterdir()):
                 self._shard = qe.EdgeShard.load(str(path), config)
             else:
                 self._shard = qe.EdgeShard.create(str(path), config)
                 for field in INDEXED_KEYWORDS:
-                    self._shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                    self._shard.update(
+                        qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
+                    )
                 self._shard.flush()
         except Exception as exc:  # the binding raises bare Exception subclasses for engine errors
             self._lock.release()
@@ -69,7 +73,9 @@ class EdgeStore:
         request = qe.QueryRequest(
             limit=limit, query=qe.Query.Nearest(vector, using=DENSE), filter=acl, with_payload=True
         )
-        return [SearchHit(chunk=from_payload(p.id, p.payload), score=p.score) for p in self._shard.query(request)]
+        return [
+            SearchHit(chunk=from_payload(p.id, p.payload), score=p.score) for p in self._shard.query(request)
+        ]
 
     def count(self) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True)))

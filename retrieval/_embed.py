@@ -63,7 +63,9 @@ class SentenceTransformerEmbedder:
                     str(self.model_path), device=self.device, local_files_only=True
                 )
             except (OSError, ValueError, RuntimeError) as exc:
-                raise EmbeddingError(f"Could not load the embedding model at {self.model_path}: {exc}") from exc
+                raise EmbeddingError(
+                    f"Could not load the embedding model at {self.model_path}: {exc}"
+                ) from exc
         return self._model
 
     @property
@@ -77,7 +79,10 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         vectors = self._load().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return [[float(x) for x in row] for row in vectors]

@@ -1,9 +1,9 @@
 """The retrieval layer's exception tree.
 
-    RetrievalError
-    ├── LoaderError      a path given to the indexer cannot be read as a document (missing, binary, not UTF-8)
-    ├── EmbeddingError   the embedding model could not be loaded or run
-    └── StoreError       the vector store failed or is locked by another process
+RetrievalError
+├── LoaderError      a path given to the indexer cannot be read as a document (missing, binary, not UTF-8)
+├── EmbeddingError   the embedding model could not be loaded or run
+└── StoreError       the vector store failed or is locked by another process
 """
 
 from __future__ import annotations

@@ -39,15 +39,21 @@ def plan_chunks(document: Document, *, acl: list[str], max_chars: int) -> list[C
         chunks.append(
             Chunk(
                 chunk_id=point_id(document.source, position, sha, acl),
-                source=document.source, start=span.start, end=span.end, text=text, title=span.title,
-                position=position, content_sha256=sha, acl=acl,
+                source=document.source,
+                start=span.start,
+                end=span.end,
+                text=text,
+                title=span.title,
+                position=position,
+                content_sha256=sha,
+                acl=acl,
             )
         )
     return chunks
 
 
 class Indexer:
-    def __init__(self, embedder: Embedder, store: VectorStore, *, max_chars: int = 1000) -> None:
+    def __init__(self, embedder: Embedder, store: VectorStore, *, max_chars: int = 500) -> None:
         self.embedder = embedder
         self.store = store
         self.max_chars = max_chars

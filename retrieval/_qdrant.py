@@ -26,7 +26,9 @@ class QdrantStore:
             if not client.collection_exists(collection):
                 client.create_collection(
                     collection,
-                    vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                    vectors_config={
+                        DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+                    },
                 )
                 with warnings.catch_warnings():
                     # Local mode says payload indexes have no effect there; a server uses them.
@@ -83,9 +85,13 @@ class QdrantStore:
         records: list[models.Record] = []
         offset = None
         while True:
+            start = offset
             page, offset = self._call(
                 lambda: self._client.scroll(
-                    self.collection, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset,
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=_SCROLL_PAGE,
+                    offset=start,  # noqa: B023 - called at once, inside this iteration
                     with_payload=with_payload,
                 )
             )

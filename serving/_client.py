@@ -134,7 +134,9 @@ class ChatClient:
         Retries happen only before the first event: a stream cut short mid-way raises, since
         replaying it would duplicate text the caller has already shown.
         """
-        body = request.to_wire(model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True)
+        body = request.to_wire(
+            model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True
+        )
         for attempt in range(self.retry.attempts):
             try:
                 async with aconnect_sse(
@@ -144,7 +146,9 @@ class ChatClient:
                     if response.status_code != 200:
                         await response.aread()
                         if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
-                            await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                            await asyncio.sleep(
+                                self.retry.delay(attempt, response.headers.get("retry-after"))
+                            )
                             continue
                         raise self._status_error(response)
                     async for sse in source.aiter_sse():

@@ -23,7 +23,7 @@ class ConnectError(ServingError):
     pass
 
 
-class TimeoutError(ServingError):  # noqa: A001 - deliberately mirrors httpx's naming
+class TimeoutError(ServingError):
     pass
 
 

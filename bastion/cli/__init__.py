@@ -1,0 +1,63 @@
+"""The `bastion` command line. One module per command group; `main` is the console script."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from bastion.cli import model
+from bastion.cli._common import err
+from bastion.cli.ask import ask
+from bastion.cli.demo import demo
+from bastion.cli.index import index, search
+from bastion.errors import BastionError
+from bastion.settings import load_settings
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: answers from your own documents, on your own servers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(model.app, name="model")
+app.command()(index)
+app.command()(search)
+app.command()(ask)
+app.command()(demo)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", help="TOML config file (default: $BASTION_CONFIG)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where Bastion keeps its data ($BASTION_DATA_DIR)."
+    ),
+) -> None:
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    ctx.obj = load_settings(config, **overrides)
+
+
+def main() -> None:
+    # Models load from local folders only; these keep the Hugging Face libraries offline and quiet.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except BastionError as exc:
+        err.print(f"[bold red]Error:[/bold red] {exc}", markup=True, highlight=False)
+        sys.exit(1)
+    except ValueError as exc:
+        # Values we validate late (an empty question, a bad limit) surface as ValueError.
+        err.print(f"[bold red]Error:[/bold red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)

@@ -1,0 +1,85 @@
+"""`bastion demo`: the main job on the embedded defaults, end to end, on the sample corpus."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from agents import QAResult
+from bastion.cli._common import out, run, say
+from bastion.cli._common import settings as get_settings
+from bastion.cli.ask import print_result
+from bastion.cli.index import index_paths
+from bastion.settings import Settings
+from bastion.wiring import qa_agent
+from retrieval import Principal
+
+SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
+
+# One conversation thread: the follow-ups show the prefix cache at work on the earlier turns.
+THREAD = [
+    "How many days per year may staff work from abroad?",
+    "Who has to approve a stay abroad?",
+    "What is the minimum password length?",
+    "How long is CCTV footage kept?",
+]
+OUTSIDER_QUESTION = "What is the minimum password length?"
+
+
+def demo(
+    ctx: typer.Context,
+    corpus: Path = typer.Option(SAMPLE_CORPUS, "--corpus", help="Folder to index and ask about."),
+) -> None:
+    """Index the sample policies of a fictional insurer and ask them questions, with citations."""
+    s = get_settings(ctx)
+    out.rule("[bold]Bastion demo[/bold]")
+    out.print(
+        f"Data directory: {s.data_dir}\nModel server: {s.model.url or 'local llama-server (SmolLM2-135M)'}"
+    )
+    out.rule("1. Index the sample corpus")
+    report = index_paths(ctx, [corpus], groups=frozenset(), show_progress=True)
+    out.print(
+        f"{report.documents_indexed} document(s) indexed, {report.documents_unchanged} unchanged, "
+        f"{report.chunks_written} chunks written."
+    )
+    results = run(_conversation(s))
+    out.rule("3. Prefix-cache reuse across the conversation")
+    table = Table("turn", "question", "prompt tokens", "cached", "reused")
+    for turn, result in enumerate(results[: len(THREAD)], start=1):
+        u = result.usage
+        share = f"{u.cached_tokens / u.prompt_tokens:.0%}" if u.prompt_tokens else "-"
+        table.add_row(str(turn), result.question, str(u.prompt_tokens), str(u.cached_tokens), share)
+    out.print(table)
+    follow_ups = results[1 : len(THREAD)]
+    prompt = sum(r.usage.prompt_tokens for r in follow_ups)
+    cached = sum(r.usage.cached_tokens for r in follow_ups)
+    if prompt:
+        out.print(
+            f"Follow-up turns reused {cached} of {prompt} prompt tokens from the server's cache "
+            f"({cached / prompt:.0%})."
+        )
+
+
+async def _conversation(s: Settings) -> list[QAResult]:
+    operator = Principal(user=s.user)
+    thread = f"demo-{uuid.uuid4().hex[:8]}"
+    results = []
+    async with qa_agent(s, say) as agent:
+        out.rule(f"2. Ask, as the local operator (thread {thread})")
+        for question in THREAD:
+            out.print(f"\n[bold cyan]Q:[/bold cyan] {question}")
+            result = await agent.ask(question, operator, thread_id=thread)
+            print_result(result)
+            results.append(result)
+        outsider = Principal(user="visitor")
+        out.print(
+            "\n[bold cyan]Q (as user 'visitor', who may read none of these documents):[/bold cyan] "
+            f"{OUTSIDER_QUESTION}"
+        )
+        result = await agent.ask(OUTSIDER_QUESTION, outsider)
+        print_result(result)
+        results.append(result)
+    return results

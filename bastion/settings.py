@@ -1,0 +1,124 @@
+"""Settings: read once in the composition layer and handed down section by section.
+
+Sources, highest first: explicit arguments, environment variables (`BASTION_` prefix, one `_`
+between section and field: `BASTION_MODEL_URL`, `BASTION_RETRIEVAL_TOP_K`), a TOML config file,
+defaults. The config file is `$BASTION_CONFIG` (or `--config`) if set, else `<data dir>/config.toml`
+if it exists; a config file cannot move the data dir it lives in.
+Unknown keys in the file are errors, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bastion.errors import ConfigError
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Section):
+    url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL ending in /v1 (e.g. SGLang). Unset: the local llama-server.",
+    )
+    api_key: SecretStr | None = None
+    name: str | None = Field(default=None, description="the `model` field sent; unset lets the server choose")
+    timeout_s: float = Field(default=120.0, gt=0)
+    retries: int = Field(default=3, ge=1, le=10)
+    send_reasoning_effort: bool = True
+    max_tokens: int = Field(default=200, gt=0)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class LocalSettings(_Section):
+    """The local llama-server, used when model.url is unset."""
+
+    auto_start: bool = True
+    port: int | None = Field(default=None, ge=1, le=65535)
+    threads: int = Field(default=1, ge=1)
+    ctx_size: int = Field(default=8192, ge=512)
+    parallel: int = Field(default=2, ge=1)
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+
+
+class RetrievalSettings(_Section):
+    store: Literal["edge", "qdrant"] = "edge"
+    qdrant_url: str | None = Field(default=None, description="with store=qdrant; unset: local on-disk mode")
+    qdrant_api_key: SecretStr | None = None
+    collection: str = "bastion"
+    embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
+    device: str = "cpu"
+    chunk_chars: int = Field(default=500, ge=100, le=8000)
+    top_k: int = Field(default=3, ge=1, le=20)
+    min_score: float = Field(default=0.25, ge=-1, le=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "bastion")
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "bastion")
+    user: str = Field(default="local", description="the local operator's user id for CLI calls")
+    config: Path | None = Field(default=None, description="the TOML config file (BASTION_CONFIG)")
+    model: ModelSettings = ModelSettings()
+    local: LocalSettings = LocalSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError naming the bad key and where it came from."""
+    try:
+        plain = Settings(**overrides)
+        explicit = config_file or plain.config
+        if explicit is not None and not explicit.is_file():
+            raise ConfigError(f"The config file {explicit} does not exist.")
+        path = explicit or plain.data_dir / "config.toml"
+        if not path.is_file():
+            return Settings(**overrides)
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(toml_file=path)
+
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+        return Settings.model_validate(FileSettings(**overrides).model_dump())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The config file {path} is not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(
+            f"Invalid settings ({problems}). Check the BASTION_* environment variables and the config file."
+        ) from exc

@@ -1,0 +1,141 @@
+"""Builds the layers from settings. The only place that knows every layer and where data lives.
+
+Data directory layout (everything Bastion writes):
+    <data_dir>/index/edge/        the Qdrant Edge shard (store=edge)
+    <data_dir>/index/qdrant/      qdrant-client's local mode (store=qdrant without a URL)
+    <data_dir>/threads.sqlite     LangGraph checkpoints: conversation threads
+    <data_dir>/server/            the local llama-server's state file, lock and log
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from qdrant_client import QdrantClient
+
+from agents import QAAgent, QAOptions
+from bastion.errors import ConfigError
+from bastion.settings import Settings
+from retrieval import (
+    EdgeStore,
+    Embedder,
+    QdrantStore,
+    Retriever,
+    SentenceTransformerEmbedder,
+    VectorStore,
+    default_model_path,
+)
+from serving import (
+    ChatClient,
+    LocalServer,
+    LocalServerConfig,
+    LocalServerState,
+    RetryPolicy,
+    ensure_llama_server,
+    ensure_model,
+    llama_server_path,
+    model_path,
+)
+
+Say = Callable[[str], None]
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    path = settings.retrieval.embedding_model or default_model_path()
+    return SentenceTransformerEmbedder(path, device=settings.retrieval.device)
+
+
+@contextmanager
+def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
+    r = settings.retrieval
+    store: VectorStore
+    if r.store == "edge":
+        store = EdgeStore(settings.data_dir / "index" / "edge", dimension=dimension)
+    elif r.qdrant_url:
+        api_key = r.qdrant_api_key.get_secret_value() if r.qdrant_api_key else None
+        store = QdrantStore(
+            QdrantClient(url=r.qdrant_url, api_key=api_key), collection=r.collection, dimension=dimension
+        )
+    else:
+        path = settings.data_dir / "index" / "qdrant"
+        store = QdrantStore(QdrantClient(path=str(path)), collection=r.collection, dimension=dimension)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def local_server(settings: Settings, *, port: int | None = None, install: Say | None = None) -> LocalServer:
+    """The local llama-server for this data dir. With `install`, missing binaries are built first."""
+    if install is not None:
+        binary = ensure_llama_server(settings.cache_dir, log=install)
+        model = ensure_model(settings.cache_dir, log=install)
+    else:
+        binary, model = llama_server_path(settings.cache_dir), model_path(settings.cache_dir)
+    local = settings.local
+    return LocalServer(
+        LocalServerConfig(
+            binary=binary,
+            model=model,
+            state_dir=settings.data_dir / "server",
+            port=port or local.port,
+            threads=local.threads,
+            ctx_size=local.ctx_size,
+            parallel=local.parallel,
+            startup_timeout_s=local.startup_timeout_s,
+        )
+    )
+
+
+def model_url(settings: Settings, say: Say) -> str:
+    """The model server's base URL: the configured one, else the local server (started on demand)."""
+    if settings.model.url:
+        return settings.model.url
+    server = local_server(settings, install=say)
+    state: LocalServerState | None = server.status()
+    if state is None:
+        if not settings.local.auto_start:
+            raise ConfigError(
+                "No model server: BASTION_MODEL_URL is unset and the local server is not running "
+                "(auto-start is off). Run `bastion model serve` or set BASTION_MODEL_URL."
+            )
+        say(
+            "BASTION_MODEL_URL is unset: starting the local llama-server (stop it with `bastion model stop`)…"
+        )
+        state = server.start()
+        say(f"Local llama-server ready at {state.url} (pid {state.pid}, log {state.log_file}).")
+    return state.url
+
+
+def chat_client(settings: Settings, url: str) -> ChatClient:
+    m = settings.model
+    return ChatClient(
+        url,
+        api_key=m.api_key.get_secret_value() if m.api_key else None,
+        model=m.name,
+        timeout_s=m.timeout_s,
+        retry=RetryPolicy(attempts=m.retries),
+        send_reasoning_effort=m.send_reasoning_effort,
+    )
+
+
+@asynccontextmanager
+async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
+    embedder = make_embedder(settings)
+    url = model_url(settings, say)
+    threads = settings.data_dir / "threads.sqlite"
+    threads.parent.mkdir(parents=True, exist_ok=True)
+    with open_store(settings, dimension=embedder.dimension) as store:
+        async with (
+            chat_client(settings, url) as client,
+            AsyncSqliteSaver.from_conn_string(str(threads)) as saver,
+        ):
+            options = QAOptions(
+                top_k=settings.retrieval.top_k,
+                min_score=settings.retrieval.min_score,
+                max_tokens=settings.model.max_tokens,
+                temperature=settings.model.temperature,
+            )
+            yield QAAgent(client, Retriever(embedder, store), options=options, checkpointer=saver)
