@@ -1,0 +1,67 @@
+"""Shared fixtures. Everything runs on the real components: the real llama-server, the real
+MiniLM model, the real Qdrant engines. Nothing touches the user's own data directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval import SentenceTransformerEmbedder, default_model_path
+from serving import LocalServer, LocalServerConfig, ensure_llama_server, ensure_model
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "examples" / "corpus"
+CACHE_DIR = Path(os.environ.get("BASTION_CACHE_DIR") or Path.home() / ".cache" / "bastion")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like llm's LLM_USER_PATH fixture: no test reads or writes the real BASTION_DATA_DIR or config."""
+    monkeypatch.setenv("BASTION_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    for name in list(os.environ):
+        if name.startswith("BASTION_") and name not in (
+            "BASTION_DATA_DIR",
+            "BASTION_CACHE_DIR",
+            "BASTION_TEST_MODEL_URL",
+        ):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def llama_binary() -> Path:
+    return ensure_llama_server(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def llama_model() -> Path:
+    return ensure_model(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def llm_url(tmp_path_factory: pytest.TempPathFactory, llama_binary: Path, llama_model: Path) -> Iterator[str]:
+    """The base URL of a running llama-server: the one .ci/run started, or one started for this session."""
+    given = os.environ.get("BASTION_TEST_MODEL_URL")
+    if given:
+        yield given
+        return
+    server = LocalServer(
+        LocalServerConfig(
+            binary=llama_binary, model=llama_model, state_dir=tmp_path_factory.mktemp("llm"), parallel=2
+        )
+    )
+    state = server.start()
+    try:
+        yield state.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(default_model_path())

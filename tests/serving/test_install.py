@@ -1,0 +1,55 @@
+"""The installer trusts nothing in its cache: corrupt files are replaced, missing tools are named."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from serving import (
+    LocalServerError,
+    _install,
+    ensure_llama_server,
+    ensure_model,
+    llama_server_path,
+    model_path,
+)
+
+
+def test_corrupt_cached_model_is_fetched_again(tmp_path: Path) -> None:
+    good = ensure_model(tmp_path)
+    assert good == model_path(tmp_path)
+    size = good.stat().st_size
+    with good.open("r+b") as f:  # damage it the way a full disk or a killed copy would
+        f.truncate(size // 2)
+    repaired = ensure_model(tmp_path)
+    assert repaired.stat().st_size == size
+    assert repaired.read_bytes()[:4] == b"GGUF"
+
+
+def test_missing_toolchain_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(LocalServerError, match=r"cmake and a C\+\+ compiler.*apt-get install"):
+        _install._check_toolchain()
+
+
+def test_broken_cached_binary_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = llama_server_path(tmp_path)
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\nexit 3\n")
+    binary.chmod(0o755)
+
+    def no_toolchain() -> None:
+        raise LocalServerError("no toolchain here")
+
+    monkeypatch.setattr(_install, "_check_toolchain", no_toolchain)
+    # It must try to rebuild (and so reach the toolchain check) instead of returning the broken file.
+    with pytest.raises(LocalServerError, match="no toolchain here"):
+        ensure_llama_server(tmp_path)
+    assert not binary.exists()
+
+
+def test_cached_binary_runs(llama_binary: Path) -> None:
+    assert llama_binary.name == "llama-server"
+    assert (llama_binary.parent / "build.json").exists()
