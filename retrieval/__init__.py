@@ -6,7 +6,7 @@ from retrieval._edge import EdgeStore
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
 from retrieval._indexer import Indexer, IndexReport, Retriever, plan_chunks
-from retrieval._loaders import Document, load_documents
+from retrieval._loaders import Document, LoadResult, load_documents
 from retrieval._qdrant import QdrantStore
 from retrieval._store import EmbeddedChunk, VectorStore, point_id
 from retrieval._types import Chunk, Principal, SearchHit, document_acl
@@ -20,6 +20,7 @@ __all__ = [
     "EmbeddingError",
     "IndexReport",
     "Indexer",
+    "LoadResult",
     "LoaderError",
     "Principal",
     "QdrantStore",

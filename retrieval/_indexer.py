@@ -15,7 +15,7 @@ from pathlib import Path
 
 from retrieval._chunking import chunk_text
 from retrieval._embed import Embedder
-from retrieval._loaders import Document, load_documents
+from retrieval._loaders import Document, LoadResult, load_documents
 from retrieval._store import EmbeddedChunk, VectorStore, point_id
 from retrieval._types import Chunk, Principal, SearchHit, document_acl
 
@@ -65,15 +65,22 @@ class Indexer:
         owner: str,
         groups: frozenset[str] = frozenset(),
         progress: Progress | None = None,
-        on_plan: Callable[[int], None] | None = None,
     ) -> IndexReport:
         """Index files and folders. Raises LoaderError, before writing anything, if any input is bad."""
-        loaded = load_documents(paths)
+        return self.index_loaded(load_documents(paths), owner=owner, groups=groups, progress=progress)
+
+    def index_loaded(
+        self,
+        loaded: LoadResult,
+        *,
+        owner: str,
+        groups: frozenset[str] = frozenset(),
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Index documents read by `load_documents`, so callers can validate before loading any model."""
         Principal(user=owner, groups=groups)  # validates the names before anything is written
         acl = document_acl(owner=owner, groups=groups)
         report = IndexReport(skipped_files=loaded.skipped)
-        if on_plan:
-            on_plan(len(loaded.documents))
         for document in loaded.documents:
             chunks = plan_chunks(document, acl=acl, max_chars=self.max_chars)
             existing = self.store.ids_for_source(document.source)

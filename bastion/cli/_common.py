@@ -17,7 +17,7 @@ from retrieval import Principal
 T = TypeVar("T")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -20,7 +20,7 @@ from bastion.cli._common import (
 )
 from bastion.cli._common import settings as get_settings
 from bastion.wiring import make_embedder, open_store
-from retrieval import Indexer, IndexReport, Retriever
+from retrieval import Indexer, IndexReport, Retriever, load_documents
 
 
 def index(
@@ -53,6 +53,7 @@ def index_paths(
     ctx: typer.Context, paths: list[Path], *, groups: frozenset[str], show_progress: bool
 ) -> IndexReport:
     s = get_settings(ctx)
+    loaded = load_documents(paths)  # bad input fails here, before a model is loaded or a file written
     say("Loading the embedding model…")
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store:
@@ -66,13 +67,9 @@ def index_paths(
             disable=not show_progress,
             transient=False,
         ) as bar:
-            task = bar.add_task("Indexing", total=None)
-            return indexer.index(
-                paths,
-                owner=s.user,
-                groups=groups,
-                on_plan=lambda n: bar.update(task, total=n),
-                progress=lambda n: bar.advance(task, n),
+            task = bar.add_task("Indexing", total=len(loaded.documents))
+            return indexer.index_loaded(
+                loaded, owner=s.user, groups=groups, progress=lambda n: bar.advance(task, n)
             )
 
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything (scripts/setup.sh), checks style and types, starts a local llama-server for the
+# tests, runs the whole suite, and stops the server whatever happens. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || exit 1
+
+echo "test: ruff and mypy"
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || exit 1
+.venv/bin/mypy || exit 1
+
+# The model server the tests talk to, in a throw-away data dir so nothing else shares it.
+state=$(mktemp -d -t bastion-test-XXXXXX)
+stop_server() {
+  .venv/bin/bastion --data-dir "$state" model stop >/dev/null 2>&1
+  rm -rf "$state"
+}
+trap stop_server EXIT
+.venv/bin/bastion --data-dir "$state" model serve || exit 1
+BASTION_TEST_MODEL_URL=$(.venv/bin/bastion --data-dir "$state" model status --json \
+  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["url"])') || exit 1
+export BASTION_TEST_MODEL_URL
+
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "$@"
+status=$?
+if [ "$status" -eq 5 ]; then
+  # pytest's "no tests collected": for this project that means a broken suite, not a pass.
+  echo "test: pytest collected no tests; failing on purpose" >&2
+  exit 1
+fi
+exit "$status"

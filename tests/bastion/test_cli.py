@@ -1,0 +1,126 @@
+"""The `bastion` console script, run as a user runs it: a subprocess, real model server, real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.llm
+BASTION = str(Path(sys.executable).with_name("bastion"))
+
+
+def bastion(*args: str, data_dir: Path, model_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_LOCAL_AUTO_START": "false"}
+    if model_url:
+        env["BASTION_MODEL_URL"] = model_url
+    return subprocess.run([BASTION, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("cli-data")
+    done = bastion("index", str(CORPUS), data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    assert "Indexed 6 document(s)" in done.stdout
+    return data_dir
+
+
+def test_search_json_gives_spans_into_the_files(indexed: Path) -> None:
+    done = bastion("search", "minimum password length", "--json", "-n", "3", data_dir=indexed)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert len(results) == 3
+    for r in results:
+        assert {"chunk_id", "source", "start", "end", "text", "score"} <= r.keys()
+        assert Path(r["source"]).read_text()[r["start"] : r["end"]] == r["text"]
+    assert Path(results[0]["source"]).name == "information-security-policy.md"
+
+
+def test_search_respects_the_principal(indexed: Path) -> None:
+    done = bastion("search", "password", "--json", "--user", "alice", "--groups", "hr", data_dir=indexed)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"results": []}
+
+
+def test_reindex_reports_unchanged(indexed: Path) -> None:
+    done = bastion("index", str(CORPUS), "--json", data_dir=indexed)
+    report = json.loads(done.stdout)
+    assert (report["documents_indexed"], report["documents_unchanged"], report["chunks_written"]) == (0, 6, 0)
+
+
+def test_ask_json_cites_text_from_the_cited_file(indexed: Path, llm_url: str) -> None:
+    done = bastion("ask", "How long is CCTV footage kept?", "--json", data_dir=indexed, model_url=llm_url)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"answer", "citations", "reasoning_effort", "usage", "timings", "thread_id"} <= result.keys()
+    assert {"prompt_tokens", "completion_tokens", "cached_tokens"} <= result["usage"].keys()
+    assert result["citations"], result
+    for c in result["citations"]:
+        assert c["text"] in Path(c["source"]).read_text()
+        assert Path(c["source"]).read_text()[c["start"] : c["end"]] == c["text"]
+    follow = bastion(
+        "ask",
+        "And what about backups?",
+        "--json",
+        "--thread",
+        result["thread_id"],
+        data_dir=indexed,
+        model_url=llm_url,
+    )
+    assert follow.returncode == 0, follow.stderr
+    assert json.loads(follow.stdout)["thread_id"] == result["thread_id"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: (p / "empty").mkdir() or p / "empty", "holds no indexable file"),
+        (lambda p: (p / "x.txt").write_bytes(b"\x00\x01\x02binary") and p / "x.txt", "binary"),
+        (
+            lambda p: (p / "l.txt").write_bytes("na\xefve".encode("latin-1")) and p / "l.txt",
+            "not valid UTF-8",
+        ),
+        (lambda p: p / "nowhere", "no such file or folder"),
+    ],
+)
+def test_bad_index_input_fails_clearly_and_writes_nothing(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "data"
+    done = bastion("index", str(CORPUS / "acceptable-use.md"), str(make(tmp_path)), data_dir=data_dir)
+    assert done.returncode == 1
+    assert message in done.stderr and "Nothing was indexed" in done.stderr
+    assert "Traceback" not in done.stderr
+    after = bastion("search", "personal use of company devices", "--json", data_dir=data_dir)
+    assert json.loads(after.stdout) == {"results": []}
+
+
+def test_unreachable_model_server_is_a_clear_error(indexed: Path) -> None:
+    done = bastion(
+        "ask", "How long is CCTV footage kept?", data_dir=indexed, model_url="http://127.0.0.1:9/v1"
+    )
+    assert done.returncode == 1
+    assert "Cannot reach the model server" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_without_a_server_and_without_auto_start_it_says_what_to_do(indexed: Path) -> None:
+    done = bastion("ask", "How long is CCTV footage kept?", data_dir=indexed)
+    assert done.returncode == 1
+    assert "bastion model serve" in done.stderr
+
+
+def test_bad_principal_flags_are_usage_errors(indexed: Path) -> None:
+    done = bastion("search", "x", "--user", "bad user!", data_dir=indexed)
+    assert done.returncode == 2
+    assert "--user" in done.stderr
+
+
+def test_model_status_json_when_stopped(tmp_path: Path) -> None:
+    done = bastion("model", "status", "--json", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"running": False, "healthy": False}

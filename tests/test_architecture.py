@@ -1,0 +1,50 @@
+"""The layering and the public doors, checked rather than hoped for (httpx's test_exported_members)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ("serving", "retrieval", "agents", "evals", "bastion")
+# What each layer may import from the others.
+ALLOWED = {
+    "serving": set(),
+    "retrieval": set(),
+    "agents": {"serving", "retrieval"},
+    "evals": {"serving", "retrieval", "agents"},
+    "bastion": {"serving", "retrieval", "agents"},
+}
+
+
+def _imports(path: Path) -> set[tuple[str, str]]:
+    """(top-level package, full module) for every absolute import in a file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {(a.name.split(".")[0], a.name) for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add((node.module.split(".")[0], node.module))
+    return found
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_dependencies_point_one_way_and_only_through_public_doors(layer: str) -> None:
+    for path in sorted((REPO / layer).rglob("*.py")):
+        for top, module in _imports(path):
+            if top in LAYERS and top != layer:
+                assert top in ALLOWED[layer], f"{path.relative_to(REPO)} imports {module}: {layer} may not use {top}"
+                assert module == top, f"{path.relative_to(REPO)} imports {module}: use `from {top} import …`"
+
+
+@pytest.mark.parametrize("layer", ["serving", "retrieval", "agents", "evals", "bastion"])
+def test_public_api_is_sorted_and_complete(layer: str) -> None:
+    package = importlib.import_module(layer)
+    exported = list(package.__all__)
+    assert exported == sorted(exported)
+    public = {n for n in vars(package) if not n.startswith("_") and n not in {"annotations"}}
+    modules = {n for n in public if type(getattr(package, n)).__name__ == "module"}
+    assert public - modules == set(exported), "every public name is in __all__ and vice versa"
