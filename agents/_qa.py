@@ -26,7 +26,7 @@ from agents._citations import Citation, cited_numbers, strip_invalid_markers, ve
 from agents._errors import ThreadAccessError
 from agents._prompts import render
 from agents._router import route_effort
-from retrieval import Chunk, Principal, Retriever
+from retrieval import Chunk, Principal, Retriever, SearchMode
 from serving import ChatClient, ChatRequest, Effort, JsonSchema, Message, Usage
 
 REFUSAL = "Not found in the documents you can access."
@@ -37,7 +37,8 @@ class QAOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     top_k: int = 3
-    min_score: float = 0.25
+    mode: SearchMode = "hybrid"
+    min_score: float = 0.25  # dense mode only: hybrid (RRF) scores are ranks, not similarities
     max_tokens: int = 200
     temperature: float = 0.0
     history_turns: int = 6
@@ -154,9 +155,15 @@ class QAAgent:
             query = f"{history[-1]['question']} {query}"
         started = time.perf_counter()
         hits = await asyncio.to_thread(
-            self.retriever.search, query, runtime.context.principal, limit=self.options.top_k
+            self.retriever.search,
+            query,
+            runtime.context.principal,
+            limit=self.options.top_k,
+            mode=self.options.mode,
         )
-        kept = [h.chunk.model_dump() for h in hits if h.score >= self.options.min_score]
+        if self.options.mode == "dense":
+            hits = [h for h in hits if h.score >= self.options.min_score]
+        kept = [h.chunk.model_dump() for h in hits]
         return {"passages": kept, "timings": {"retrieve_ms": (time.perf_counter() - started) * 1000}}
 
     async def _answer(self, state: _State) -> dict[str, Any]:

@@ -62,12 +62,16 @@ class RetrievalSettings(_Section):
     store: Literal["edge", "qdrant"] = "edge"
     qdrant_url: str | None = Field(default=None, description="with store=qdrant; unset: local on-disk mode")
     qdrant_api_key: SecretStr | None = None
+    qdrant_grpc: bool = Field(default=False, description="talk to the Qdrant server over gRPC")
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = "cpu"
     chunk_chars: int = Field(default=500, ge=100, le=8000)
     top_k: int = Field(default=3, ge=1, le=20)
-    min_score: float = Field(default=0.25, ge=-1, le=1)
+    min_score: float = Field(
+        default=0.25, ge=-1, le=1, description="dense mode only: passages below this cosine are not used"
+    )
 
 
 class Settings(BaseSettings):

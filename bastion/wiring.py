@@ -21,6 +21,7 @@ from bastion.settings import Settings
 from retrieval import (
     EdgeStore,
     Embedder,
+    Manifest,
     QdrantStore,
     Retriever,
     SentenceTransformerEmbedder,
@@ -55,8 +56,12 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
         store = EdgeStore(settings.data_dir / "index" / "edge", dimension=dimension)
     elif r.qdrant_url:
         api_key = r.qdrant_api_key.get_secret_value() if r.qdrant_api_key else None
-        store = QdrantStore(
-            QdrantClient(url=r.qdrant_url, api_key=api_key), collection=r.collection, dimension=dimension
+        store = QdrantStore.connect(
+            r.qdrant_url,
+            api_key=api_key,
+            prefer_grpc=r.qdrant_grpc,
+            collection=r.collection,
+            dimension=dimension,
         )
     else:
         path = settings.data_dir / "index" / "qdrant"
@@ -65,6 +70,18 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
         yield store
     finally:
         store.close()
+
+
+@contextmanager
+def open_manifest(settings: Settings) -> Iterator[Manifest]:
+    """The record of what was indexed, beside the index (one per collection for a Qdrant server)."""
+    r = settings.retrieval
+    name = "manifest.sqlite" if r.store == "edge" else f"manifest-{r.collection}.sqlite"
+    manifest = Manifest(settings.data_dir / "index" / name)
+    try:
+        yield manifest
+    finally:
+        manifest.close()
 
 
 def local_server(settings: Settings, *, port: int | None = None, install: Say | None = None) -> LocalServer:
@@ -134,6 +151,7 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
         ):
             options = QAOptions(
                 top_k=settings.retrieval.top_k,
+                mode=settings.retrieval.mode,
                 min_score=settings.retrieval.min_score,
                 max_tokens=settings.model.max_tokens,
                 temperature=settings.model.temperature,

@@ -1,15 +1,17 @@
-"""Finding the passages a question needs: loaders, chunks with exact spans, embeddings, and a
-vector store whose every search is filtered by the caller's access rights."""
+"""Finding the passages a question needs: loaders, chunks with exact spans, dense and BM25 vectors,
+and a vector store whose every search is filtered by the caller's access rights inside the query."""
 
+from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
 from retrieval._chunking import Span, chunk_text
 from retrieval._edge import EdgeStore
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
-from retrieval._indexer import Indexer, IndexReport, Retriever, plan_chunks
+from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
 from retrieval._loaders import Document, LoadResult, load_documents
+from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._qdrant import QdrantStore
-from retrieval._store import EmbeddedChunk, VectorStore, point_id
-from retrieval._types import Chunk, Principal, SearchHit, document_acl
+from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
+from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
 
 __all__ = [
     "Chunk",
@@ -18,23 +20,34 @@ __all__ = [
     "EmbeddedChunk",
     "Embedder",
     "EmbeddingError",
+    "IndexEvent",
     "IndexReport",
     "Indexer",
     "LoadResult",
     "LoaderError",
+    "Manifest",
+    "ManifestEntry",
     "Principal",
     "QdrantStore",
+    "Reranker",
     "RetrievalError",
     "Retriever",
+    "SearchFilters",
     "SearchHit",
+    "SearchMode",
     "SentenceTransformerEmbedder",
     "Span",
+    "SparseVector",
     "StoreError",
+    "StoreQuery",
     "VectorStore",
     "chunk_text",
     "default_model_path",
     "document_acl",
+    "document_vector",
     "load_documents",
     "plan_chunks",
     "point_id",
+    "query_vector",
+    "tokenize",
 ]

@@ -9,15 +9,33 @@ import qdrant_edge as qe
 from filelock import FileLock, Timeout
 
 from retrieval._errors import StoreError
-from retrieval._store import DENSE, INDEXED_KEYWORDS, EmbeddedChunk, from_payload, to_payload
-from retrieval._types import Principal, SearchHit
+from retrieval._store import (
+    DENSE,
+    FLOAT_FIELDS,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE,
+    Condition,
+    EmbeddedChunk,
+    MatchAny,
+    StoreQuery,
+    from_payload,
+    placeholder_vector,
+    search_conditions,
+    to_payload,
+    tombstone_payload,
+)
+from retrieval._types import Principal, SearchFilters, SearchHit
 
+FORMAT = "2"  # bump when the shard's vectors or payload layout change
 _SCROLL_PAGE = 1024
+_RRF_K = 60
 
 
 class EdgeStore:
     def __init__(self, path: Path, *, dimension: int, lock_timeout_s: float = 60.0) -> None:
         self.path = path
+        self.dimension = dimension
         path.mkdir(parents=True, exist_ok=True)
         # Edge refuses a second open of a directory, and an unflushed first one can then corrupt its
         # own journal (see shared/reference): serialise whole processes on our own lock instead.
@@ -30,28 +48,61 @@ class EdgeStore:
                 "Wait for it to finish, or use another BASTION_DATA_DIR."
             ) from exc
         try:
-            config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
-            )
-            if any(path.iterdir()):
-                self._shard = qe.EdgeShard.load(str(path), config)
-            else:
-                self._shard = qe.EdgeShard.create(str(path), config)
-                for field in INDEXED_KEYWORDS:
-                    self._shard.update(
-                        qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
-                    )
-                self._shard.flush()
-        except Exception as exc:  # the binding raises bare Exception subclasses for engine errors
+            self._shard = self._open()
+        except BaseException:
             self._lock.release()
-            raise StoreError(f"Could not open the Qdrant Edge index at {path}: {exc}") from exc
+            raise
 
-    def upsert(self, items: Sequence[EmbeddedChunk]) -> None:
-        if not items:
+    def _open(self) -> qe.EdgeShard:
+        marker = self.path.parent / f"{self.path.name}.format"
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if any(self.path.iterdir()):
+                found = marker.read_text().strip() if marker.exists() else "1"
+                if found != FORMAT:
+                    raise StoreError(
+                        f"The index at {self.path} was written by an older Bastion (format {found}, this one "
+                        f"reads {FORMAT}). Delete that folder and index your documents again."
+                    )
+                return qe.EdgeShard.load(str(self.path), config)
+            shard = qe.EdgeShard.create(str(self.path), config)
+            for fields, schema in (
+                (KEYWORD_FIELDS, qe.PayloadSchemaType.Keyword),
+                (INTEGER_FIELDS, qe.PayloadSchemaType.Integer),
+                (FLOAT_FIELDS, qe.PayloadSchemaType.Float),
+            ):
+                for field in fields:
+                    shard.update(qe.UpdateOperation.create_field_index(field, schema))
+            shard.flush()
+            marker.write_text(FORMAT)
+            return shard
+        except StoreError:
+            raise
+        except Exception as exc:  # the binding raises bare Exception subclasses for engine errors
+            raise StoreError(f"Could not open the Qdrant Edge index at {self.path}: {exc}") from exc
+
+    def replace(self, items: Sequence[EmbeddedChunk], hide: Sequence[str]) -> None:
+        if not items and not hide:
             return
         points = [
-            qe.Point(item.chunk.chunk_id, {DENSE: item.vector}, to_payload(item.chunk)) for item in items
+            qe.Point(
+                i.chunk.chunk_id,
+                {DENSE: i.dense, SPARSE: qe.SparseVector(i.sparse.indices, i.sparse.values)},
+                to_payload(i.chunk),
+            )
+            for i in items
         ]
+        if hide:
+            source = items[0].chunk.source if items else self._source_of(hide[0])
+            placeholder: dict[str, list[float] | qe.SparseVector | list[list[float]]] = {
+                DENSE: placeholder_vector(self.dimension),
+                SPARSE: qe.SparseVector([], []),
+            }
+            points += [qe.Point(pid, placeholder, tombstone_payload(source)) for pid in hide]
+        # One operation, one WAL record: after a crash it replays whole or not at all.
         self._shard.update(qe.UpdateOperation.upsert_points(points))
         self._shard.flush()
 
@@ -61,24 +112,56 @@ class EdgeStore:
         self._shard.update(qe.UpdateOperation.delete_points(list(chunk_ids)))
         self._shard.flush()
 
-    def ids_for_source(self, source: str) -> set[str]:
-        flt = qe.Filter(must=[qe.FieldCondition("source", match=qe.MatchValue(source))])
-        return {str(r.id) for r in self._scroll(flt, with_payload=False)}
+    def delete_source(self, source: str) -> None:
+        self._shard.update(
+            qe.UpdateOperation.delete_points_by_filter(_filter([MatchAny("source", [source])]))
+        )
+        self._shard.flush()
+
+    def source_points(self, source: str) -> dict[str, bool]:
+        records = self._scroll(_filter([MatchAny("source", [source])]), with_payload=["live"])
+        return {str(r.id): (r.payload or {}).get("live") == 1 for r in records}
 
     def sources(self) -> set[str]:
-        return {str((r.payload or {})["source"]) for r in self._scroll(None, with_payload=["source"])}
+        records = self._scroll(_filter([MatchAny("live", [1])]), with_payload=["source"])
+        return {str((r.payload or {})["source"]) for r in records}
 
-    def search(self, vector: list[float], principal: Principal, *, limit: int) -> list[SearchHit]:
-        acl = qe.Filter(must=[qe.FieldCondition("acl", match=qe.MatchAny(principal.acl_tokens()))])
-        request = qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(vector, using=DENSE), filter=acl, with_payload=True
-        )
+    def search(
+        self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[SearchHit]:
+        flt = _filter(search_conditions(principal, filters))
+        stages = []
+        if query.dense is not None:
+            stages.append(qe.Query.Nearest(query.dense, using=DENSE))
+        if query.sparse is not None and query.sparse.indices:
+            stages.append(
+                qe.Query.Nearest(qe.SparseVector(query.sparse.indices, query.sparse.values), using=SPARSE)
+            )
+        if not stages:
+            return []
+        if len(stages) == 1:
+            request = qe.QueryRequest(limit=limit, query=stages[0], filter=flt, with_payload=True)
+        else:
+            # The ACL goes into every prefetch as well as the fused query: a candidate the principal
+            # may not read must never take a place in either ranked list.
+            depth = max(4 * limit, 20)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[qe.Prefetch(limit=depth, query=stage, filter=flt) for stage in stages],
+                query=qe.Fusion.Rrf(k=_RRF_K),  # type: ignore[arg-type]  # the 0.9.0 stubs omit Rrf
+                filter=flt,
+                with_payload=True,
+            )
         return [
             SearchHit(chunk=from_payload(p.id, p.payload), score=p.score) for p in self._shard.query(request)
         ]
 
     def count(self) -> int:
-        return int(self._shard.count(qe.CountRequest(exact=True)))
+        return int(self._shard.count(qe.CountRequest(exact=True, filter=_filter([MatchAny("live", [1])]))))
+
+    def optimize(self) -> None:
+        """Build the HNSW index (Edge has no background optimiser); call after large ingests."""
+        self._shard.optimize()
 
     def close(self) -> None:
         if self._lock.is_locked:
@@ -87,6 +170,12 @@ class EdgeStore:
                 self._shard.close()
             finally:
                 self._lock.release()
+
+    def _source_of(self, point_id: str) -> str:
+        records = self._shard.retrieve([point_id], ["source"], False)
+        if not records:
+            raise StoreError(f"point {point_id} to hide does not exist")
+        return str((records[0].payload or {})["source"])
 
     def _scroll(self, flt: qe.Filter | None, *, with_payload: bool | list[str]) -> list[qe.Record]:
         records: list[qe.Record] = []
@@ -98,3 +187,13 @@ class EdgeStore:
             records += page
             if offset is None:
                 return records
+
+
+def _filter(conditions: list[Condition]) -> qe.Filter:
+    must: list[qe.ConditionType] = []
+    for c in conditions:
+        if isinstance(c, MatchAny):
+            must.append(qe.FieldCondition(c.key, match=qe.MatchAny(c.values)))
+        else:
+            must.append(qe.FieldCondition(c.key, range=qe.RangeFloat(gte=c.gte, lte=c.lte)))
+    return qe.Filter(must=must)

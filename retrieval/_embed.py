@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,11 +40,16 @@ def default_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder (never from a hub), normalised vectors."""
 
-    def __init__(self, model_path: Path, *, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self, model_path: Path, *, device: str = "cpu", batch_size: int = 32, query_cache_size: int = 1024
+    ) -> None:
         self.model_path = model_path
         self.device = device
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
+        # Agents ask the same (rewritten) questions repeatedly; a query costs ~10 ms of CPU to embed.
+        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._query_cache_size = query_cache_size
 
     @property
     def name(self) -> str:
@@ -88,4 +94,12 @@ class SentenceTransformerEmbedder:
         return [[float(x) for x in row] for row in vectors]
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            self._query_cache.move_to_end(text)
+            return cached
+        vector = self.embed_documents([text])[0]
+        self._query_cache[text] = vector
+        if len(self._query_cache) > self._query_cache_size:
+            self._query_cache.popitem(last=False)
+        return vector

@@ -1,9 +1,11 @@
-"""Indexing: documents → chunks → embeddings → store, idempotently.
+"""Indexing: documents → chunks → embeddings → store, idempotently and crash-safely.
 
 Point ids are derived from (source, position, content hash, ACL), so a file whose chunks are all
-already stored is skipped without embedding anything, and a changed file gets exactly its new
-chunks written and its old ones deleted: new points land before old ones go, so a reader never
-sees the document missing.
+stored already is skipped without embedding anything. A changed file is switched over in one store
+operation that writes its new chunks and hides its old ones (they are deleted right after): a
+reader sees the old version or the new one, never a mix, even if the process dies in between.
+Embedding runs over batches that span documents (sentence-transformers sorts each batch by length,
+so little compute goes to padding); each document is written, and reported, once its batch is done.
 """
 
 from __future__ import annotations
@@ -12,23 +14,49 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from retrieval._bm25 import document_vector, query_vector
 from retrieval._chunking import chunk_text
 from retrieval._embed import Embedder
 from retrieval._loaders import Document, LoadResult, load_documents
-from retrieval._store import EmbeddedChunk, VectorStore, point_id
-from retrieval._types import Chunk, Principal, SearchHit, document_acl
+from retrieval._manifest import Manifest, ManifestEntry, now
+from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
+from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
 
-Progress = Callable[[int], None]  # called with the number of documents just finished
+
+@dataclass(frozen=True)
+class IndexEvent:
+    kind: Literal["planned", "indexed", "unchanged", "pruned"]
+    source: str = ""
+    chunks: int = 0  # planned: chunks to embed in all; indexed: chunks written for this document
+
+
+Progress = Callable[[IndexEvent], None]
 
 
 @dataclass
 class IndexReport:
     documents_indexed: int = 0
     documents_unchanged: int = 0
+    documents_pruned: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
     skipped_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    document: Document
+    acl: list[str]
+    chunks: list[Chunk]
+    new: list[Chunk]  # wanted, not stored yet: to embed and write
+    hide: list[str]  # live now, not wanted: hidden in the same operation that writes `new`
+    purge: list[str]  # already hidden by an interrupted run: only to delete
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.new or self.hide or self.purge)
 
 
 def plan_chunks(document: Document, *, acl: list[str], max_chars: int) -> list[Chunk]:
@@ -47,16 +75,28 @@ def plan_chunks(document: Document, *, acl: list[str], max_chars: int) -> list[C
                 position=position,
                 content_sha256=sha,
                 acl=acl,
+                doc_type=document.doc_type,
+                modified_at=document.modified_at,
             )
         )
     return chunks
 
 
 class Indexer:
-    def __init__(self, embedder: Embedder, store: VectorStore, *, max_chars: int = 500) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        *,
+        manifest: Manifest | None = None,
+        max_chars: int = 500,
+        batch_size: int = 256,
+    ) -> None:
         self.embedder = embedder
         self.store = store
+        self.manifest = manifest
         self.max_chars = max_chars
+        self.batch_size = batch_size
 
     def index(
         self,
@@ -64,10 +104,15 @@ class Indexer:
         *,
         owner: str,
         groups: frozenset[str] = frozenset(),
+        prune: bool = False,
         progress: Progress | None = None,
     ) -> IndexReport:
         """Index files and folders. Raises LoaderError, before writing anything, if any input is bad."""
-        return self.index_loaded(load_documents(paths), owner=owner, groups=groups, progress=progress)
+        loaded = load_documents(paths, allow_empty_folders=prune)
+        prune_under = [p for p in paths if p.is_dir()] if prune else []
+        return self.index_loaded(
+            loaded, owner=owner, groups=groups, prune_under=prune_under, progress=progress
+        )
 
     def index_loaded(
         self,
@@ -75,42 +120,123 @@ class Indexer:
         *,
         owner: str,
         groups: frozenset[str] = frozenset(),
+        prune_under: list[Path] | None = None,
         progress: Progress | None = None,
     ) -> IndexReport:
-        """Index documents read by `load_documents`, so callers can validate before loading any model."""
+        """Index documents read by `load_documents`, so callers can validate before loading any model.
+
+        With `prune_under`, documents indexed from those folders whose files are gone are removed.
+        """
         Principal(user=owner, groups=groups)  # validates the names before anything is written
         acl = document_acl(owner=owner, groups=groups)
+        emit = progress or (lambda _event: None)
         report = IndexReport(skipped_files=loaded.skipped)
-        for document in loaded.documents:
-            chunks = plan_chunks(document, acl=acl, max_chars=self.max_chars)
-            existing = self.store.ids_for_source(document.source)
-            wanted = {c.chunk_id for c in chunks}
-            new = [c for c in chunks if c.chunk_id not in existing]
-            stale = sorted(existing - wanted)
-            if not new and not stale:
+        plans = [self._plan(document, acl) for document in loaded.documents]
+        emit(IndexEvent("planned", chunks=sum(len(p.new) for p in plans)))
+        pending: list[_Plan] = []
+        for plan in plans:
+            if plan.unchanged:
+                self._record(plan)
                 report.documents_unchanged += 1
-            else:
-                vectors = self.embedder.embed_documents([c.text for c in new])
-                self.store.upsert([EmbeddedChunk(c, v) for c, v in zip(new, vectors, strict=True)])
-                self.store.delete(stale)
-                report.documents_indexed += 1
-                report.chunks_written += len(new)
-                report.chunks_deleted += len(stale)
-            if progress:
-                progress(1)
+                emit(IndexEvent("unchanged", plan.document.source))
+                continue
+            pending.append(plan)
+            if sum(len(p.new) for p in pending) >= self.batch_size:
+                self._write(pending, report, emit)
+                pending = []
+        self._write(pending, report, emit)
+        for folder in prune_under or []:
+            self._prune(folder, report, emit)
         return report
+
+    def _plan(self, document: Document, acl: list[str]) -> _Plan:
+        chunks = plan_chunks(document, acl=acl, max_chars=self.max_chars)
+        stored = self.store.source_points(document.source)
+        live = {pid for pid, is_live in stored.items() if is_live}
+        wanted = {c.chunk_id for c in chunks}
+        return _Plan(
+            document=document,
+            acl=acl,
+            chunks=chunks,
+            new=[c for c in chunks if c.chunk_id not in live],
+            hide=sorted(live - wanted),
+            purge=sorted(pid for pid, is_live in stored.items() if not is_live),
+        )
+
+    def _write(self, plans: list[_Plan], report: IndexReport, emit: Progress) -> None:
+        if not plans:
+            return
+        texts = [c.text for p in plans for c in p.new]
+        vectors = iter(self.embedder.embed_documents(texts))
+        for plan in plans:
+            items = [EmbeddedChunk(c, next(vectors), document_vector(c.text)) for c in plan.new]
+            self.store.replace(items, plan.hide)
+            self.store.delete(plan.hide + plan.purge)
+            self._record(plan)
+            report.documents_indexed += 1
+            report.chunks_written += len(items)
+            report.chunks_deleted += len(plan.hide) + len(plan.purge)
+            emit(IndexEvent("indexed", plan.document.source, len(items)))
+
+    def _record(self, plan: _Plan) -> None:
+        if self.manifest is not None:
+            d = plan.document
+            self.manifest.record(
+                ManifestEntry(
+                    d.source, d.sha256, plan.acl, d.doc_type, len(plan.chunks), d.modified_at, now()
+                )
+            )
+
+    def _prune(self, folder: Path, report: IndexReport, emit: Progress) -> None:
+        prefix = str(folder.resolve()).rstrip("/") + "/"
+        known = {s for s in self.store.sources() if s.startswith(prefix)}
+        if self.manifest is not None:
+            known |= {e.source for e in self.manifest.entries(under=prefix)}
+        for source in sorted(known):
+            if Path(source).exists():
+                continue
+            self.store.delete_source(source)
+            if self.manifest is not None:
+                self.manifest.forget(source)
+            report.documents_pruned += 1
+            emit(IndexEvent("pruned", source))
+
+
+class Reranker:
+    """The reranking hook: reorder (or cut) hits after retrieval. The default keeps the store's order.
+
+    No offline cross-encoder ships in the package registries, so none is faked here; a deployment
+    with one plugs it in by subclassing.
+    """
+
+    def rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+        return hits
 
 
 class Retriever:
-    """Similarity search for one principal at a time; the ACL filter runs inside the store's query."""
+    """Search for one principal at a time; the ACL filter runs inside the store's query."""
 
-    def __init__(self, embedder: Embedder, store: VectorStore) -> None:
+    def __init__(self, embedder: Embedder, store: VectorStore, *, reranker: Reranker | None = None) -> None:
         self.embedder = embedder
         self.store = store
+        self.reranker = reranker or Reranker()
 
-    def search(self, query: str, principal: Principal, *, limit: int = 5) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        principal: Principal,
+        *,
+        limit: int = 5,
+        mode: SearchMode = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> list[SearchHit]:
         if not query.strip():
             raise ValueError("the search query is empty")
         if not 1 <= limit <= 100:
             raise ValueError("limit must be between 1 and 100")
-        return self.store.search(self.embedder.embed_query(query), principal, limit=limit)
+        store_query = StoreQuery(
+            dense=self.embedder.embed_query(query) if mode in ("hybrid", "dense") else None,
+            sparse=query_vector(query) if mode in ("hybrid", "sparse") else None,
+        )
+        hits = self.store.search(store_query, principal, limit=limit, filters=filters)
+        return self.reranker.rerank(query, hits)

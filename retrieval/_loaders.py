@@ -9,7 +9,8 @@ from pathlib import Path
 
 from retrieval._errors import LoaderError
 
-TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
+DOC_TYPES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
+TEXT_SUFFIXES = frozenset(DOC_TYPES)
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class Document:
     source: str  # the resolved absolute path: the document's identity in the index
     text: str
     sha256: str
+    doc_type: str
+    modified_at: float
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class LoadResult:
     skipped: list[str]  # files inside folders with a type we do not index yet
 
 
-def load_documents(paths: list[Path]) -> LoadResult:
+def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> LoadResult:
     problems: list[str] = []
     files: list[Path] = []
     skipped: list[str] = []
@@ -38,7 +41,7 @@ def load_documents(paths: list[Path]) -> LoadResult:
             found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
             usable = [p for p in found if p.suffix.lower() in TEXT_SUFFIXES]
             skipped += [str(p) for p in found if p.suffix.lower() not in TEXT_SUFFIXES]
-            if not usable:
+            if not usable and not allow_empty_folders:
                 kinds = ", ".join(sorted(TEXT_SUFFIXES))
                 problems.append(f"{path}: the folder holds no indexable file ({kinds})")
             files += usable
@@ -72,6 +75,7 @@ class _Unreadable(Exception):
 def _read(file: Path, source: str) -> Document:
     try:
         data = file.read_bytes()
+        modified_at = file.stat().st_mtime
     except OSError as exc:
         raise _Unreadable(f"cannot be read ({exc.strerror})") from exc
     if b"\x00" in data[:8192]:
@@ -86,7 +90,13 @@ def _read(file: Path, source: str) -> Document:
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise _Unreadable("is empty")
-    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest())
+    return Document(
+        source=source,
+        text=text,
+        sha256=hashlib.sha256(data).hexdigest(),
+        doc_type=DOC_TYPES[file.suffix.lower()],
+        modified_at=modified_at,
+    )
 
 
 def _hidden(relative: Path) -> bool:

@@ -6,49 +6,114 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import grpc  # type: ignore[import-untyped]
+import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from retrieval._errors import StoreError
-from retrieval._store import DENSE, INDEXED_KEYWORDS, EmbeddedChunk, from_payload, to_payload
-from retrieval._types import Principal, SearchHit
+from retrieval._store import (
+    DENSE,
+    FLOAT_FIELDS,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE,
+    Condition,
+    EmbeddedChunk,
+    MatchAny,
+    StoreQuery,
+    from_payload,
+    placeholder_vector,
+    search_conditions,
+    to_payload,
+    tombstone_payload,
+)
+from retrieval._types import Principal, SearchFilters, SearchHit
 
 _SCROLL_PAGE = 1024
-
+_RRF_K = 60
 T = TypeVar("T")
 
 
 class QdrantStore:
-    def __init__(self, client: QdrantClient, *, collection: str, dimension: int) -> None:
+    def __init__(
+        self, client: QdrantClient, *, collection: str, dimension: int, where: str = "Qdrant"
+    ) -> None:
         self._client = client
         self.collection = collection
-        try:
-            if not client.collection_exists(collection):
-                client.create_collection(
-                    collection,
-                    vectors_config={
-                        DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-                    },
-                )
-                with warnings.catch_warnings():
-                    # Local mode says payload indexes have no effect there; a server uses them.
-                    warnings.simplefilter("ignore", UserWarning)
-                    for field in INDEXED_KEYWORDS:
-                        client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
-        except (UnexpectedResponse, ResponseHandlingException) as exc:
-            raise StoreError(f"Could not open the Qdrant collection {collection!r}: {exc}") from exc
+        self.dimension = dimension
+        self.where = where
+        self._call(self._ensure_collection)
 
     @classmethod
     def in_memory(cls, *, dimension: int, collection: str = "bastion") -> QdrantStore:
-        return cls(QdrantClient(location=":memory:"), collection=collection, dimension=dimension)
+        return cls(
+            QdrantClient(location=":memory:"), collection=collection, dimension=dimension, where=":memory:"
+        )
 
-    def upsert(self, items: Sequence[EmbeddedChunk]) -> None:
-        if not items:
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        dimension: int,
+        collection: str,
+        api_key: str | None = None,
+        prefer_grpc: bool = False,
+    ) -> QdrantStore:
+        # The version check only warns (and, with the server down, before our own clearer error).
+        client = QdrantClient(
+            url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=30, check_compatibility=False
+        )
+        return cls(client, collection=collection, dimension=dimension, where=url)
+
+    def _ensure_collection(self) -> None:
+        if self._client.collection_exists(self.collection):
+            return
+        self._client.create_collection(
+            self.collection,
+            vectors_config={DENSE: models.VectorParams(size=self.dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        with warnings.catch_warnings():
+            # Local mode says payload indexes have no effect there; a server uses them.
+            warnings.simplefilter("ignore", UserWarning)
+            for fields, schema in (
+                (KEYWORD_FIELDS, models.PayloadSchemaType.KEYWORD),
+                (INTEGER_FIELDS, models.PayloadSchemaType.INTEGER),
+                (FLOAT_FIELDS, models.PayloadSchemaType.FLOAT),
+            ):
+                for field in fields:
+                    self._client.create_payload_index(self.collection, field, schema)
+
+    def replace(self, items: Sequence[EmbeddedChunk], hide: Sequence[str]) -> None:
+        if not items and not hide:
             return
         points = [
-            models.PointStruct(id=i.chunk.chunk_id, vector={DENSE: i.vector}, payload=to_payload(i.chunk))
+            models.PointStruct(
+                id=i.chunk.chunk_id,
+                vector={
+                    DENSE: i.dense,
+                    SPARSE: models.SparseVector(indices=i.sparse.indices, values=i.sparse.values),
+                },
+                payload=to_payload(i.chunk),
+            )
             for i in items
         ]
+        if hide:
+            source = items[0].chunk.source if items else self._source_of(hide[0])
+            points += [
+                models.PointStruct(
+                    id=pid,
+                    vector={
+                        DENSE: placeholder_vector(self.dimension),
+                        SPARSE: models.SparseVector(indices=[], values=[]),
+                    },
+                    payload=tombstone_payload(source),
+                )
+                for pid in hide
+            ]
+        # One request: a server applies it as one WAL entry.
         self._call(lambda: self._client.upsert(self.collection, points=points, wait=True))
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
@@ -57,29 +122,74 @@ class QdrantStore:
         selector = models.PointIdsList(points=list(chunk_ids))
         self._call(lambda: self._client.delete(self.collection, points_selector=selector, wait=True))
 
-    def ids_for_source(self, source: str) -> set[str]:
-        flt = models.Filter(must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))])
-        return {str(r.id) for r in self._scroll(flt, with_payload=False)}
+    def delete_source(self, source: str) -> None:
+        selector = models.FilterSelector(filter=_filter([MatchAny("source", [source])]))
+        self._call(lambda: self._client.delete(self.collection, points_selector=selector, wait=True))
+
+    def source_points(self, source: str) -> dict[str, bool]:
+        records = self._scroll(_filter([MatchAny("source", [source])]), with_payload=["live"])
+        return {str(r.id): (r.payload or {}).get("live") == 1 for r in records}
 
     def sources(self) -> set[str]:
-        return {str((r.payload or {})["source"]) for r in self._scroll(None, with_payload=["source"])}
+        records = self._scroll(_filter([MatchAny("live", [1])]), with_payload=["source"])
+        return {str((r.payload or {})["source"]) for r in records}
 
-    def search(self, vector: list[float], principal: Principal, *, limit: int) -> list[SearchHit]:
-        acl = models.Filter(
-            must=[models.FieldCondition(key="acl", match=models.MatchAny(any=principal.acl_tokens()))]
-        )
-        response = self._call(
-            lambda: self._client.query_points(
-                self.collection, query=vector, using=DENSE, query_filter=acl, limit=limit, with_payload=True
+    def search(
+        self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[SearchHit]:
+        flt = _filter(search_conditions(principal, filters))
+        stages: list[tuple[list[float] | models.SparseVector, str]] = []
+        if query.dense is not None:
+            stages.append((query.dense, DENSE))
+        if query.sparse is not None and query.sparse.indices:
+            stages.append(
+                (models.SparseVector(indices=query.sparse.indices, values=query.sparse.values), SPARSE)
             )
-        )
+        if not stages:
+            return []
+        if len(stages) == 1:
+            vector, using = stages[0]
+            response = self._call(
+                lambda: self._client.query_points(
+                    self.collection,
+                    query=vector,
+                    using=using,
+                    query_filter=flt,
+                    limit=limit,
+                    with_payload=True,
+                )
+            )
+        else:
+            depth = max(4 * limit, 20)
+            prefetch = [models.Prefetch(query=v, using=u, filter=flt, limit=depth) for v, u in stages]
+            response = self._call(
+                lambda: self._client.query_points(
+                    self.collection,
+                    prefetch=prefetch,
+                    query=models.RrfQuery(rrf=models.Rrf(k=_RRF_K)),
+                    query_filter=flt,
+                    limit=limit,
+                    with_payload=True,
+                )
+            )
         return [SearchHit(chunk=from_payload(p.id, p.payload), score=p.score) for p in response.points]
 
     def count(self) -> int:
-        return int(self._call(lambda: self._client.count(self.collection, exact=True)).count)
+        flt = _filter([MatchAny("live", [1])])
+        return int(
+            self._call(lambda: self._client.count(self.collection, count_filter=flt, exact=True)).count
+        )
 
     def close(self) -> None:
         self._client.close()
+
+    def _source_of(self, point_id: str) -> str:
+        records = self._call(
+            lambda: self._client.retrieve(self.collection, [point_id], with_payload=["source"])
+        )
+        if not records:
+            raise StoreError(f"point {point_id} to hide does not exist")
+        return str((records[0].payload or {})["source"])
 
     def _scroll(self, flt: models.Filter | None, *, with_payload: bool | list[str]) -> list[models.Record]:
         records: list[models.Record] = []
@@ -102,5 +212,18 @@ class QdrantStore:
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except (UnexpectedResponse, ResponseHandlingException) as exc:
-            raise StoreError(f"Qdrant request on {self.collection!r} failed: {exc}") from exc
+        except (UnexpectedResponse, ResponseHandlingException, httpx.HTTPError, grpc.RpcError) as exc:
+            raise StoreError(
+                f"Qdrant at {self.where} failed on collection {self.collection!r}: {exc}. "
+                "Check that the server is running and reachable, and BASTION_RETRIEVAL_QDRANT_URL/_API_KEY."
+            ) from exc
+
+
+def _filter(conditions: list[Condition]) -> models.Filter:
+    must: list[models.Condition] = []
+    for c in conditions:
+        if isinstance(c, MatchAny):
+            must.append(models.FieldCondition(key=c.key, match=models.MatchAny(any=c.values)))
+        else:
+            must.append(models.FieldCondition(key=c.key, range=models.Range(gte=c.gte, lte=c.lte)))
+    return models.Filter(must=must)

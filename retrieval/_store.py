@@ -1,17 +1,23 @@
-"""The vector store contract, and the payload layout every implementation shares."""
+"""The vector store contract, and what every implementation shares: point ids, the payload layout,
+and the filter every search runs with (access control and liveness first, then the caller's filters)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from retrieval._types import Chunk, Principal, SearchHit
+from retrieval._bm25 import SparseVector
+from retrieval._types import Chunk, Principal, SearchFilters, SearchHit
 
 DENSE = "dense"
-# Payload fields with a keyword index: the ACL filter and the per-source lookups run on them.
-INDEXED_KEYWORDS = ("acl", "source")
+SPARSE = "bm25"
+KEYWORD_FIELDS = ("acl", "source", "path_prefixes", "doc_type")
+INTEGER_FIELDS = ("live",)
+FLOAT_FIELDS = ("modified_at",)
+_STORE_ONLY = frozenset({"live", "path_prefixes"})
 
 _ID_NAMESPACE = uuid.UUID("6f1c3d4e-0a5b-4c7d-9e8f-b4a5c1d2e3f4")
 
@@ -29,31 +35,113 @@ def point_id(source: str, position: int, content_sha256: str, acl: Sequence[str]
 @dataclass(frozen=True)
 class EmbeddedChunk:
     chunk: Chunk
-    vector: list[float]
+    dense: list[float]
+    sparse: SparseVector
+
+
+@dataclass(frozen=True)
+class StoreQuery:
+    """Dense only, sparse only, or both (fused with RRF inside the store's query)."""
+
+    dense: list[float] | None = None
+    sparse: SparseVector | None = None
+
+    def __post_init__(self) -> None:
+        if self.dense is None and self.sparse is None:
+            raise ValueError("a store query needs a dense or a sparse vector")
+
+
+@dataclass(frozen=True)
+class MatchAny:
+    key: str
+    values: list[str] | list[int]
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    gte: float | None = None
+    lte: float | None = None
+
+
+Condition = MatchAny | Range
+
+
+def search_conditions(principal: Principal, filters: SearchFilters | None) -> list[Condition]:
+    """Every condition a search must satisfy. The first two are not optional: what the principal may
+    read, and only live points (a replaced document's old chunks are hidden before they are deleted)."""
+    conditions: list[Condition] = [MatchAny("acl", principal.acl_tokens()), MatchAny("live", [1])]
+    if filters is None:
+        return conditions
+    if filters.sources:
+        conditions.append(MatchAny("source", list(filters.sources)))
+    if filters.path_prefix:
+        conditions.append(MatchAny("path_prefixes", [_normalise_dir(filters.path_prefix)]))
+    if filters.doc_types:
+        conditions.append(MatchAny("doc_type", list(filters.doc_types)))
+    if filters.modified_after is not None or filters.modified_before is not None:
+        after = filters.modified_after.timestamp() if filters.modified_after else None
+        before = filters.modified_before.timestamp() if filters.modified_before else None
+        conditions.append(Range("modified_at", gte=after, lte=before))
+    return conditions
 
 
 class VectorStore(Protocol):
     """What retrieval needs from a vector database. Every search takes a Principal: there is no
     search path without access control, and the ACL is part of the store's own query."""
 
-    def upsert(self, items: Sequence[EmbeddedChunk]) -> None: ...
+    def replace(self, items: Sequence[EmbeddedChunk], hide: Sequence[str]) -> None:
+        """In one store operation: make `items` live and hide the points `hide` (then delete them)."""
+        ...
 
     def delete(self, chunk_ids: Sequence[str]) -> None: ...
 
-    def ids_for_source(self, source: str) -> set[str]: ...
+    def delete_source(self, source: str) -> None: ...
+
+    def source_points(self, source: str) -> dict[str, bool]:
+        """Every point of a source, live or hidden: id → live."""
+        ...
 
     def sources(self) -> set[str]: ...
 
-    def search(self, vector: list[float], principal: Principal, *, limit: int) -> list[SearchHit]: ...
+    def search(
+        self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[SearchHit]: ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Live points."""
+        ...
 
     def close(self) -> None: ...
 
 
 def to_payload(chunk: Chunk) -> dict[str, Any]:
-    return chunk.model_dump(exclude={"chunk_id"})
+    payload = chunk.model_dump(exclude={"chunk_id"})
+    payload["live"] = 1
+    payload["path_prefixes"] = path_prefixes(chunk.source)
+    return payload
+
+
+def tombstone_payload(source: str) -> dict[str, Any]:
+    """What a hidden point keeps: enough to find it again (by source) and nothing a search can match."""
+    return {"source": source, "live": 0, "acl": []}
 
 
 def from_payload(point_id: object, payload: dict[str, Any] | None) -> Chunk:
-    return Chunk(chunk_id=str(point_id), **(payload or {}))
+    fields = {k: v for k, v in (payload or {}).items() if k not in _STORE_ONLY}
+    return Chunk(chunk_id=str(point_id), **fields)
+
+
+def path_prefixes(source: str) -> list[str]:
+    """Every folder above a source, so a path-prefix filter is a keyword match on an indexed field."""
+    parents = PurePosixPath(source).parents
+    return [_normalise_dir(str(p)) for p in parents]
+
+
+def _normalise_dir(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
+
+
+def placeholder_vector(dimension: int) -> list[float]:
+    """A valid unit vector for hidden points (cosine needs a non-zero vector)."""
+    return [1.0] + [0.0] * (dimension - 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +56,8 @@ class Chunk(BaseModel):
     position: int = Field(ge=0)
     content_sha256: str
     acl: list[str]
+    doc_type: str = "text"
+    modified_at: float = 0.0  # the source file's mtime, seconds since the epoch
 
 
 class SearchHit(BaseModel):
@@ -61,3 +65,18 @@ class SearchHit(BaseModel):
 
     chunk: Chunk
     score: float
+
+
+SearchMode = Literal["hybrid", "dense", "sparse"]
+
+
+class SearchFilters(BaseModel):
+    """Metadata filters, ANDed with the access-control filter inside the store's query."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: list[str] | None = None
+    path_prefix: str | None = None
+    doc_types: list[str] | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from bastion.cli._common import (
     GROUPS_OPTION,
@@ -19,27 +30,34 @@ from bastion.cli._common import (
     say,
 )
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import make_embedder, open_store
-from retrieval import Indexer, IndexReport, Retriever, load_documents
+from bastion.wiring import make_embedder, open_manifest, open_store
+from retrieval import Indexer, IndexEvent, IndexReport, Retriever, SearchFilters, SearchMode, load_documents
 
 
 def index(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Files or folders (.md, .txt) to index."),
+    paths: list[Path] = typer.Argument(..., help="Files or folders (.md, .txt, .rst) to index."),
     groups: str | None = typer.Option(
         None, "--groups", help="Only these groups may read the documents (default: only you)."
+    ),
+    prune: bool = typer.Option(
+        False, "--prune", help="Also remove documents indexed from these folders whose files are gone."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Index documents: chunk, embed and store them. Unchanged files are skipped."""
     s = get_settings(ctx)
-    report = index_paths(ctx, paths, groups=parse_groups(groups), show_progress=not as_json)
+    started = time.perf_counter()
+    report = index_paths(ctx, paths, groups=parse_groups(groups), prune=prune, show_progress=not as_json)
+    elapsed = time.perf_counter() - started
     if as_json:
-        out.print_json(json.dumps(report.__dict__))
+        out.print_json(json.dumps({**report.__dict__, "seconds": round(elapsed, 3)}))
         return
     out.print(
         f"Indexed {report.documents_indexed} document(s) ({report.chunks_written} chunks written, "
-        f"{report.chunks_deleted} removed); {report.documents_unchanged} unchanged."
+        f"{report.chunks_deleted} removed); {report.documents_unchanged} unchanged"
+        + (f"; {report.documents_pruned} pruned" if prune else "")
+        + f". {elapsed:.1f} s."
     )
     if report.skipped_files:
         out.print(
@@ -49,27 +67,45 @@ def index(
     say(f"Index: {s.data_dir / 'index'}")
 
 
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} chunks/s" if speed else "", style="progress.data.speed")
+
+
 def index_paths(
-    ctx: typer.Context, paths: list[Path], *, groups: frozenset[str], show_progress: bool
+    ctx: typer.Context, paths: list[Path], *, groups: frozenset[str], show_progress: bool, prune: bool = False
 ) -> IndexReport:
     s = get_settings(ctx)
-    loaded = load_documents(paths)  # bad input fails here, before a model is loaded or a file written
+    # Bad input fails here, before a model is loaded or anything is written.
+    loaded = load_documents(paths, allow_empty_folders=prune)
     say("Loading the embedding model…")
     embedder = make_embedder(s)
-    with open_store(s, dimension=embedder.dimension) as store:
-        indexer = Indexer(embedder, store, max_chars=s.retrieval.chunk_chars)
+    with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
+        indexer = Indexer(embedder, store, manifest=manifest, max_chars=s.retrieval.chunk_chars)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            _Rate(),
             TimeElapsedColumn(),
             console=err,
             disable=not show_progress,
-            transient=False,
         ) as bar:
-            task = bar.add_task("Indexing", total=len(loaded.documents))
+            task = bar.add_task("Embedding chunks", total=None)
+
+            def on_event(event: IndexEvent) -> None:
+                if event.kind == "planned":
+                    bar.update(task, total=event.chunks)
+                elif event.kind == "indexed":
+                    bar.advance(task, event.chunks)
+
             return indexer.index_loaded(
-                loaded, owner=s.user, groups=groups, progress=lambda n: bar.advance(task, n)
+                loaded,
+                owner=s.user,
+                groups=groups,
+                prune_under=[p for p in paths if p.is_dir()] if prune else None,
+                progress=on_event,
             )
 
 
@@ -79,16 +115,34 @@ def search(
     user: str | None = USER_OPTION,
     groups: str | None = GROUPS_OPTION,
     limit: int = typer.Option(5, "--limit", "-n", min=1, max=100, help="How many passages."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="hybrid (dense + BM25, fused with RRF), dense or sparse. Default: the setting."
+    ),
+    source: list[Path] | None = typer.Option(None, "--source", help="Only this file (repeatable)."),
+    under: Path | None = typer.Option(None, "--under", help="Only files below this folder."),
+    doc_type: list[str] | None = typer.Option(None, "--type", help="Only this document type, e.g. markdown."),
+    since: datetime | None = typer.Option(None, "--since", help="Only files modified at or after this date."),
+    until: datetime | None = typer.Option(
+        None, "--until", help="Only files modified at or before this date."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Find the passages most similar to QUERY that this user may read."""
+    """Find the passages that best match QUERY among those this user may read."""
     s = get_settings(ctx)
     who = principal(s, user, groups)
     if not query.strip():
         raise typer.BadParameter("the query is empty", param_hint="QUERY")
+    chosen = _mode(mode or s.retrieval.mode)
+    filters = SearchFilters(
+        sources=[str(p.resolve()) for p in source] if source else None,
+        path_prefix=str(under.resolve()) if under else None,
+        doc_types=doc_type or None,
+        modified_after=since.astimezone() if since else None,
+        modified_before=until.astimezone() if until else None,
+    )
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store:
-        hits = Retriever(embedder, store).search(query, who, limit=limit)
+        hits = Retriever(embedder, store).search(query, who, limit=limit, mode=chosen, filters=filters)
     if as_json:
         results = [
             {
@@ -102,7 +156,7 @@ def search(
             }
             for h in hits
         ]
-        out.print_json(json.dumps({"results": results}))
+        out.print_json(json.dumps({"mode": chosen, "results": results}))
         return
     if not hits:
         out.print("No passages found that you may read.")
@@ -110,9 +164,16 @@ def search(
     for rank, hit in enumerate(hits, start=1):
         c = hit.chunk
         out.print(
-            f"[bold]{rank}.[/bold] {c.source}:{c.start}-{c.end}  [dim]score {hit.score:.3f}  {c.title}[/dim]"
+            f"[bold]{rank}.[/bold] {c.source}:{c.start}-{c.end}  "
+            f"[dim]{chosen} score {hit.score:.3f}  {c.title}[/dim]"
         )
         out.print(f"   {_snippet(c.text)}")
+
+
+def _mode(value: str) -> SearchMode:
+    if value not in ("hybrid", "dense", "sparse"):
+        raise typer.BadParameter(f"{value!r}: use hybrid, dense or sparse", param_hint="--mode")
+    return value  # type: ignore[return-value]
 
 
 def _snippet(text: str, width: int = 160) -> str:

@@ -46,7 +46,33 @@ def test_search_json_gives_spans_into_the_files(indexed: Path) -> None:
 def test_search_respects_the_principal(indexed: Path) -> None:
     done = bastion("search", "password", "--json", "--user", "alice", "--groups", "hr", data_dir=indexed)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"results": []}
+    assert json.loads(done.stdout)["results"] == []
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
+def test_search_modes_and_filters(indexed: Path, mode: str) -> None:
+    done = bastion(
+        "search",
+        "CCTV footage",
+        "--json",
+        "--mode",
+        mode,
+        "--under",
+        str(CORPUS),
+        "--type",
+        "markdown",
+        data_dir=indexed,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["mode"] == mode and result["results"]
+    none = bastion("search", "CCTV footage", "--json", "--type", "pdf", data_dir=indexed)
+    assert json.loads(none.stdout)["results"] == []
+
+
+def test_bad_mode_is_a_usage_error(indexed: Path) -> None:
+    done = bastion("search", "x", "--mode", "fuzzy", data_dir=indexed)
+    assert done.returncode == 2 and "--mode" in done.stderr
 
 
 def test_reindex_reports_unchanged(indexed: Path) -> None:
@@ -97,7 +123,7 @@ def test_bad_index_input_fails_clearly_and_writes_nothing(tmp_path: Path, make, 
     assert message in done.stderr and "Nothing was indexed" in done.stderr
     assert "Traceback" not in done.stderr
     after = bastion("search", "personal use of company devices", "--json", data_dir=data_dir)
-    assert json.loads(after.stdout) == {"results": []}
+    assert json.loads(after.stdout)["results"] == []
 
 
 def test_unreachable_model_server_is_a_clear_error(indexed: Path) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import EdgeStore, Indexer, LoaderError, Principal, Retriever, SentenceTransformerEmbedder
+from retrieval import (
+    EdgeStore,
+    Indexer,
+    LoaderError,
+    Manifest,
+    Principal,
+    Retriever,
+    SentenceTransformerEmbedder,
+)
 from tests.conftest import CORPUS
 
 OPERATOR = Principal(user="local")
@@ -22,35 +30,62 @@ def store(tmp_path: Path) -> Iterator[EdgeStore]:
 
 
 @pytest.fixture
+def manifest(tmp_path: Path) -> Iterator[Manifest]:
+    opened = Manifest(tmp_path / "manifest.sqlite")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     return Path(shutil.copytree(CORPUS, tmp_path / "corpus"))
 
 
+def _live(store: EdgeStore) -> dict[str, set[str]]:
+    return {s: {p for p, live in store.source_points(s).items() if live} for s in store.sources()}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
 def test_spans_point_at_the_exact_source_text(
-    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path, mode: str
 ) -> None:
     Indexer(embedder, store).index([corpus], owner="local")
-    hits = Retriever(embedder, store).search("How long is CCTV footage kept?", OPERATOR, limit=5)
-    assert hits and Path(hits[0].chunk.source).name == "data-retention.md"
+    hits = Retriever(embedder, store).search("How long is CCTV footage kept?", OPERATOR, limit=5, mode=mode)  # type: ignore[arg-type]
+    assert hits and any(Path(h.chunk.source).name == "data-retention.md" for h in hits[:2])
     for hit in hits:
         source_text = Path(hit.chunk.source).read_text(encoding="utf-8")
         assert source_text[hit.chunk.start : hit.chunk.end] == hit.chunk.text
 
 
-def test_reindexing_unchanged_files_writes_nothing(
-    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path, monkeypatch: pytest.MonkeyPatch
+def test_hybrid_finds_exact_terms_that_dense_misses(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
 ) -> None:
-    first = Indexer(embedder, store).index([corpus], owner="local")
+    Indexer(embedder, store).index([corpus], owner="local")
+    retriever = Retriever(embedder, store)
+    for mode in ("sparse", "hybrid"):
+        top = retriever.search("CCTV footage", OPERATOR, limit=3, mode=mode)  # type: ignore[arg-type]
+        assert any("CCTV footage" in h.chunk.text for h in top), mode
+
+
+def test_reindexing_unchanged_files_writes_nothing(
+    embedder: SentenceTransformerEmbedder,
+    store: EdgeStore,
+    manifest: Manifest,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
     assert first.documents_indexed == 6 and first.chunks_written == store.count() > 0
-    before = {s: store.ids_for_source(s) for s in store.sources()}
+    assert len(list(manifest.entries())) == 6
+    before = _live(store)
 
     def no_embedding(texts: list[str]) -> list[list[float]]:
         raise AssertionError(f"unchanged files must not be embedded again ({len(texts)} texts)")
 
     monkeypatch.setattr(embedder, "embed_documents", no_embedding)
-    second = Indexer(embedder, store).index([corpus], owner="local")
+    second = Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
     assert (second.documents_indexed, second.documents_unchanged, second.chunks_written) == (0, 6, 0)
-    assert {s: store.ids_for_source(s) for s in store.sources()} == before
+    assert _live(store) == before
 
 
 def test_a_changed_file_replaces_exactly_its_old_chunks(
@@ -59,19 +94,54 @@ def test_a_changed_file_replaces_exactly_its_old_chunks(
     indexer = Indexer(embedder, store)
     indexer.index([corpus], owner="local")
     target = corpus / "data-retention.md"
-    others = {s: store.ids_for_source(s) for s in store.sources() if s != str(target.resolve())}
-    old_ids = store.ids_for_source(str(target.resolve()))
-    text = target.read_text()
-    target.write_text(text.replace("30 days", "31 days", 1))
+    source = str(target.resolve())
+    others = {s: ids for s, ids in _live(store).items() if s != source}
+    old_ids = _live(store)[source]
+    target.write_text(target.read_text().replace("30 days", "31 days", 1))
     report = indexer.index([corpus], owner="local")
     assert report.documents_indexed == 1 and report.documents_unchanged == 5
-    new_ids = store.ids_for_source(str(target.resolve()))
+    new_ids = _live(store)[source]
     assert 0 < report.chunks_written < len(new_ids), "only the edited chunk is rewritten"
     assert report.chunks_deleted == len(old_ids - new_ids) == report.chunks_written
-    assert {s: store.ids_for_source(s) for s in others} == others
-    hits = Retriever(embedder, store).search("How long is CCTV footage kept?", OPERATOR, limit=10)
-    texts = [h.chunk.text for h in hits if h.chunk.source == str(target.resolve())]
-    assert any("31 days" in t for t in texts) and not any("30 days" in t for t in texts)
+    assert store.source_points(source) == dict.fromkeys(new_ids, True), "no hidden leftovers"
+    assert {s: ids for s, ids in _live(store).items() if s != source} == others
+    texts = [h.chunk.text for h in Retriever(embedder, store).search("CCTV footage", OPERATOR, limit=10)]
+    assert any("31 days" in t for t in texts) and not any("30 days" in t and "CCTV" in t for t in texts)
+
+
+def test_prune_removes_documents_whose_files_are_gone(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, manifest: Manifest, corpus: Path
+) -> None:
+    indexer = Indexer(embedder, store, manifest=manifest)
+    indexer.index([corpus], owner="local")
+    (corpus / "acceptable-use.md").unlink()
+    kept = indexer.index([corpus], owner="local")
+    assert kept.documents_pruned == 0 and len(store.sources()) == 6, "without --prune nothing is removed"
+    pruned = indexer.index([corpus], owner="local", prune=True)
+    assert pruned.documents_pruned == 1
+    assert {Path(s).name for s in store.sources()} == {p.name for p in corpus.iterdir()}
+    assert {Path(e.source).name for e in manifest.entries()} == {p.name for p in corpus.iterdir()}
+    for f in corpus.iterdir():
+        f.unlink()
+    assert indexer.index([corpus], owner="local", prune=True).documents_pruned == 5
+    assert store.count() == 0
+
+
+def test_embedding_runs_in_batches_across_documents(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = embedder.embed_documents
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "embed_documents", counting)
+    report = Indexer(embedder, store, batch_size=40).index([corpus], owner="local")
+    assert sum(calls) == report.chunks_written
+    assert len(calls) < report.documents_indexed, "chunks of several documents share one encode call"
+    assert all(n >= 40 for n in calls[:-1])
 
 
 def test_bad_input_writes_nothing(
@@ -95,3 +165,11 @@ def test_groups_decide_who_finds_a_document(
     # Re-indexing with other groups rewrites the points: the old permission must not linger.
     indexer.index([corpus / "leave-and-absence.md"], owner="local", groups=frozenset({"legal"}))
     assert retriever.search("annual leave days", hr, limit=3) == []
+
+
+def test_query_embeddings_are_cached(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = embedder.embed_query("how long is cctv kept")
+    monkeypatch.setattr(embedder, "embed_documents", lambda texts: pytest.fail("query was embedded again"))
+    assert embedder.embed_query("how long is cctv kept") == first
