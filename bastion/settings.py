@@ -67,7 +67,7 @@ class RetrievalSettings(_Section):
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = "cpu"
-    chunk_chars: int = Field(default=500, ge=100, le=8000)
+    chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
     top_k: int = Field(default=3, ge=1, le=20)
     min_score: float = Field(
         default=0.25, ge=-1, le=1, description="dense mode only: passages below this cosine are not used"

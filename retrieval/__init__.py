@@ -2,7 +2,7 @@
 and a vector store whose every search is filtered by the caller's access rights inside the query."""
 
 from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
-from retrieval._chunking import Span, chunk_text
+from retrieval._chunking import Section, Span, chunk_text, markdown_sections
 from retrieval._edge import EdgeStore
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
@@ -35,6 +35,7 @@ __all__ = [
     "SearchFilters",
     "SearchHit",
     "SearchMode",
+    "Section",
     "SentenceTransformerEmbedder",
     "Span",
     "SparseVector",
@@ -46,6 +47,7 @@ __all__ = [
     "document_acl",
     "document_vector",
     "load_documents",
+    "markdown_sections",
     "plan_chunks",
     "point_id",
     "query_vector",

@@ -1,57 +1,89 @@
-"""Splits text into chunks that keep exact character spans.
+"""Splits a document into chunks that keep exact character spans and respect its structure.
 
-Blocks are paragraphs (text between blank lines). A Markdown heading starts a new chunk and stays
-with the text under it; blocks are packed up to `max_chars`; a block longer than that is cut at a
-sentence end, else at whitespace, else hard. Spans never overlap and cover every non-space character.
+A document is a sequence of sections (Markdown headings, PDF pages, code units); a chunk never
+crosses a section boundary and carries its section's title path and page. Inside a section, blocks
+(text between blank lines) are packed up to a budget measured by `measure` (the embedding model's
+tokenizer in production, characters by default); a block over budget is cut at a sentence end
+(prose) or line end (code), else at whitespace, else hard. Spans never overlap and cover every
+non-space character of every section.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s")
+
+Measure = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Section:
+    start: int
+    end: int
+    title: str = ""  # a path such as "Policy > Passwords" or "class Vault > def open"
+    page: int | None = None
+    kind: Literal["prose", "code"] = "prose"
 
 
 @dataclass(frozen=True)
 class Span:
     start: int
     end: int
-    title: str  # the nearest Markdown heading above (or at) the chunk's start
+    title: str
+    page: int | None = None
 
 
-def chunk_text(text: str, *, max_chars: int = 1000) -> list[Span]:
-    if max_chars < 50:
-        raise ValueError("max_chars must be at least 50")
+def markdown_sections(text: str) -> list[Section]:
+    """Sections that start at each Markdown heading, titled by the path of headings above them."""
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    start, title = 0, ""
+    for match in _HEADING.finditer(text):
+        if match.start() > start:
+            sections.append(Section(start, match.start(), title))
+        level = len(match.group(1))
+        path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, match.group(2).strip())]
+        start, title = match.start(), " > ".join(t for _, t in path)
+    sections.append(Section(start, len(text), title))
+    return sections
+
+
+def chunk_text(
+    text: str,
+    *,
+    budget: int = 500,
+    measure: Measure = len,
+    sections: list[Section] | None = None,
+) -> list[Span]:
+    if budget < 16:
+        raise ValueError("the chunk budget must be at least 16")
     chunks: list[Span] = []
-    title = ""
-    current: tuple[int, int, str] | None = None  # start, end, title
-    for start, end in _blocks(text):
-        heading = _HEADING.match(text[start:end].split("\n", 1)[0])
-        if heading:
-            title = heading.group(2).strip()
-        for piece_start, piece_end in _split_long(text, start, end, max_chars):
-            fits = current is not None and piece_end - current[0] <= max_chars
-            if current is not None and (heading or not fits):
-                chunks.append(Span(*current))
-                current = None
-            if current is None:
-                current = (piece_start, piece_end, title)
-            else:
-                current = (current[0], piece_end, current[2])
-            heading = None
-    if current is not None:
-        chunks.append(Span(*current))
+    for section in sections if sections is not None else markdown_sections(text):
+        current: tuple[int, int] | None = None
+        for block in _blocks(text, section.start, section.end):
+            for start, end in _split_long(text, block, budget, measure, section.kind):
+                if current is not None and measure(text[current[0] : end]) <= budget:
+                    current = (current[0], end)
+                    continue
+                if current is not None:
+                    chunks.append(Span(*current, section.title, section.page))
+                current = (start, end)
+        if current is not None:
+            chunks.append(Span(*current, section.title, section.page))
     return chunks
 
 
-def _blocks(text: str) -> list[tuple[int, int]]:
+def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
     blocks = []
-    position = 0
-    for separator in [*_BLANK_LINE.finditer(text), None]:
-        stop = separator.start() if separator else len(text)
+    position = start
+    for separator in [*_BLANK_LINE.finditer(text, start, end), None]:
+        stop = separator.start() if separator else end
         span = _strip(text, position, stop)
         if span:
             blocks.append(span)
@@ -60,25 +92,44 @@ def _blocks(text: str) -> list[tuple[int, int]]:
     return blocks
 
 
-def _split_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+def _split_long(
+    text: str, block: tuple[int, int], budget: int, measure: Measure, kind: str
+) -> list[tuple[int, int]]:
+    start, end = block
     pieces = []
-    while end - start > max_chars:
-        window = text[start : start + max_chars]
-        cut = max((m.end() for m in _SENTENCE_END.finditer(window)), default=0)
-        if cut < max_chars // 3:
-            cut = window.rfind(" ") + 1 or window.rfind("\n") + 1
-        if cut < max_chars // 3:
-            cut = max_chars
-        span = _strip(text, start, start + cut)
+    while measure(text[start:end]) > budget:
+        cut = start + _fitting_prefix(text, start, end, budget, measure, kind)
+        span = _strip(text, start, cut)
         if span:
             pieces.append(span)
-        start = start + cut
+        start = cut
         while start < end and text[start].isspace():
             start += 1
     span = _strip(text, start, end)
     if span:
         pieces.append(span)
     return pieces
+
+
+def _fitting_prefix(text: str, start: int, end: int, budget: int, measure: Measure, kind: str) -> int:
+    """The length of the longest prefix within budget, preferring a natural boundary to cut at."""
+    low, high = 1, end - start  # binary search: measure is monotone in the prefix length
+    while low < high:
+        middle = (low + high + 1) // 2
+        if measure(text[start : start + middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    window = text[start : start + low]
+    if kind == "code":
+        cut = window.rfind("\n") + 1
+    else:
+        cut = max((m.end() for m in _SENTENCE_END.finditer(window)), default=0)
+    if cut <= 0 or cut < low // 3:
+        cut = max(window.rfind(" "), window.rfind("\n")) + 1
+    if cut <= 0 or cut < low // 3:
+        cut = low
+    return cut
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:

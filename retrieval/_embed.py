@@ -19,6 +19,13 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input, in tokens, the model reads; anything longer is truncated."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
 
     def embed_query(self, text: str) -> list[float]: ...
@@ -80,6 +87,18 @@ class SentenceTransformerEmbedder:
         if dim is None:
             raise EmbeddingError(f"{self.model_path} does not declare its embedding dimension")
         return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        # Two of the model's positions go to its [CLS] and [SEP] tokens.
+        length = self._load().max_seq_length
+        if length is None:
+            raise EmbeddingError(f"{self.model_path} does not declare its maximum sequence length")
+        return int(length) - 2
+
+    def count_tokens(self, text: str) -> int:
+        ids = self._load().tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        return len(ids)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:

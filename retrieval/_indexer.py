@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from retrieval._bm25 import document_vector, query_vector
-from retrieval._chunking import chunk_text
+from retrieval._chunking import Measure, chunk_text
 from retrieval._embed import Embedder
 from retrieval._loaders import Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry, now
@@ -59,9 +59,12 @@ class _Plan:
         return not (self.new or self.hide or self.purge)
 
 
-def plan_chunks(document: Document, *, acl: list[str], max_chars: int) -> list[Chunk]:
+def plan_chunks(
+    document: Document, *, acl: list[str], budget: int = 500, measure: Measure = len
+) -> list[Chunk]:
     chunks = []
-    for position, span in enumerate(chunk_text(document.text, max_chars=max_chars)):
+    spans = chunk_text(document.text, budget=budget, measure=measure, sections=document.sections or None)
+    for position, span in enumerate(spans):
         text = document.text[span.start : span.end]
         sha = hashlib.sha256(text.encode()).hexdigest()
         chunks.append(
@@ -77,6 +80,8 @@ def plan_chunks(document: Document, *, acl: list[str], max_chars: int) -> list[C
                 acl=acl,
                 doc_type=document.doc_type,
                 modified_at=document.modified_at,
+                page=span.page,
+                media=document.media,
             )
         )
     return chunks
@@ -89,13 +94,14 @@ class Indexer:
         store: VectorStore,
         *,
         manifest: Manifest | None = None,
-        max_chars: int = 500,
+        chunk_tokens: int = 128,
         batch_size: int = 256,
     ) -> None:
         self.embedder = embedder
         self.store = store
         self.manifest = manifest
-        self.max_chars = max_chars
+        # Chunks are measured with the embedding model's own tokenizer and never exceed what it reads.
+        self.budget = min(chunk_tokens, embedder.max_tokens)
         self.batch_size = batch_size
 
     def index(
@@ -150,7 +156,7 @@ class Indexer:
         return report
 
     def _plan(self, document: Document, acl: list[str]) -> _Plan:
-        chunks = plan_chunks(document, acl=acl, max_chars=self.max_chars)
+        chunks = plan_chunks(document, acl=acl, budget=self.budget, measure=self.embedder.count_tokens)
         stored = self.store.source_points(document.source)
         live = {pid for pid, is_live in stored.items() if is_live}
         wanted = {c.chunk_id for c in chunks}

@@ -4,28 +4,34 @@ input leaves the index exactly as it was."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval._chunking import Section
 from retrieval._errors import LoaderError
+from retrieval._formats import FORMATS, ExtractionError
 
-DOC_TYPES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
-TEXT_SUFFIXES = frozenset(DOC_TYPES)
+SUPPORTED_SUFFIXES = frozenset(FORMATS)
+_KINDS = "Markdown, text, reStructuredText, HTML, PDF, DOCX, source code, PNG/JPEG images"
+# Folders that hold installed or generated files, never an organisation's own documents.
+SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "dist", "build"})
 
 
 @dataclass(frozen=True)
 class Document:
     source: str  # the resolved absolute path: the document's identity in the index
-    text: str
-    sha256: str
+    text: str  # the extracted text; every span indexes this
+    sha256: str  # of the file's bytes
     doc_type: str
     modified_at: float
+    sections: list[Section] = field(default_factory=list)
+    media: dict[str, int | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class LoadResult:
     documents: list[Document]
-    skipped: list[str]  # files inside folders with a type we do not index yet
+    skipped: list[str]  # files inside folders with a type we do not index
 
 
 def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> LoadResult:
@@ -38,18 +44,14 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
         if not path.exists():
             problems.append(f"{path}: no such file or folder")
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-            usable = [p for p in found if p.suffix.lower() in TEXT_SUFFIXES]
-            skipped += [str(p) for p in found if p.suffix.lower() not in TEXT_SUFFIXES]
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not _ignored(p.relative_to(path)))
+            usable = [p for p in found if p.suffix.lower() in SUPPORTED_SUFFIXES]
+            skipped += [str(p) for p in found if p.suffix.lower() not in SUPPORTED_SUFFIXES]
             if not usable and not allow_empty_folders:
-                kinds = ", ".join(sorted(TEXT_SUFFIXES))
-                problems.append(f"{path}: the folder holds no indexable file ({kinds})")
+                problems.append(f"{path}: the folder holds no indexable file ({_KINDS})")
             files += usable
-        elif path.suffix.lower() not in TEXT_SUFFIXES:
-            problems.append(
-                f"{path}: unsupported file type {path.suffix or '(none)'}; "
-                f"supported: {', '.join(sorted(TEXT_SUFFIXES))}"
-            )
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            problems.append(f"{path}: unsupported file type {path.suffix or '(none)'}; supported: {_KINDS}")
         else:
             files.append(path)
     documents: list[Document] = []
@@ -61,15 +63,11 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
         seen.add(source)
         try:
             documents.append(_read(file, source))
-        except _Unreadable as exc:
+        except ExtractionError as exc:
             problems.append(f"{file}: {exc}")
     if problems:
         raise LoaderError(problems)
     return LoadResult(documents=documents, skipped=skipped)
-
-
-class _Unreadable(Exception):
-    pass
 
 
 def _read(file: Path, source: str) -> Document:
@@ -77,27 +75,23 @@ def _read(file: Path, source: str) -> Document:
         data = file.read_bytes()
         modified_at = file.stat().st_mtime
     except OSError as exc:
-        raise _Unreadable(f"cannot be read ({exc.strerror})") from exc
-    if b"\x00" in data[:8192]:
-        raise _Unreadable("looks like a binary file (it contains NUL bytes), not text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Unreadable(
-            f"is not valid UTF-8 (bad byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "convert it, e.g. `iconv -f latin1 -t utf-8`"
-        ) from exc
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise _Unreadable("is empty")
+        raise ExtractionError(f"cannot be read ({exc.strerror})") from exc
+    doc_type, extract = FORMATS[file.suffix.lower()]
+    extracted = extract(data, file.name)
+    if not extracted.text.strip():
+        raise ExtractionError("is empty")
     return Document(
         source=source,
-        text=text,
+        text=extracted.text,
         sha256=hashlib.sha256(data).hexdigest(),
-        doc_type=DOC_TYPES[file.suffix.lower()],
+        doc_type=doc_type,
         modified_at=modified_at,
+        sections=extracted.sections,
+        media=extracted.media,
     )
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _ignored(relative: Path) -> bool:
+    return any(
+        part.startswith(".") or part in SKIP_DIRS for part in relative.parts[:-1]
+    ) or relative.name.startswith(".")

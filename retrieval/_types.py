@@ -58,6 +58,8 @@ class Chunk(BaseModel):
     acl: list[str]
     doc_type: str = "text"
     modified_at: float = 0.0  # the source file's mtime, seconds since the epoch
+    page: int | None = None  # PDF pages, counted from 1
+    media: dict[str, int | str] = Field(default_factory=dict)  # images: width, height, format
 
 
 class SearchHit(BaseModel):

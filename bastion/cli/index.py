@@ -36,7 +36,9 @@ from retrieval import Indexer, IndexEvent, IndexReport, Retriever, SearchFilters
 
 def index(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Files or folders (.md, .txt, .rst) to index."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Files or folders: Markdown, text, HTML, PDF, DOCX, source code, PNG/JPEG."
+    ),
     groups: str | None = typer.Option(
         None, "--groups", help="Only these groups may read the documents (default: only you)."
     ),
@@ -82,7 +84,7 @@ def index_paths(
     say("Loading the embedding model…")
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
-        indexer = Indexer(embedder, store, manifest=manifest, max_chars=s.retrieval.chunk_chars)
+        indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=s.retrieval.chunk_tokens)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retrieval import chunk_text
+from retrieval import Section, chunk_text, markdown_sections
 
 _WORDS = st.sampled_from(
     ["alpha", "beta.", "gamma!", "# Heading", "## Sub", "x" * 120, "\n", "\n\n", " ", "é", "\t"]
@@ -11,17 +11,25 @@ _WORDS = st.sampled_from(
 TEXTS = st.lists(_WORDS, max_size=200).map(" ".join) | st.text(max_size=3000)
 
 
+def _words(text: str) -> int:
+    # A stand-in for a tokenizer: monotone in the prefix, and not proportional to characters.
+    return len(text.split()) + sum(len(w) // 8 for w in text.split())
+
+
 @settings(max_examples=300, deadline=None)
-@given(text=TEXTS, max_chars=st.integers(min_value=50, max_value=1200))
-def test_spans_are_exact_ordered_disjoint_bounded_and_complete(text: str, max_chars: int) -> None:
-    spans = chunk_text(text, max_chars=max_chars)
+@given(text=TEXTS, budget=st.integers(min_value=16, max_value=1200), by_words=st.booleans())
+def test_spans_are_exact_ordered_disjoint_bounded_and_complete(
+    text: str, budget: int, by_words: bool
+) -> None:
+    measure = _words if by_words else len
+    spans = chunk_text(text, budget=budget, measure=measure)
     covered = [False] * len(text)
     previous_end = 0
     for span in spans:
         piece = text[span.start : span.end]
         assert piece and piece == piece.strip(), "a chunk starts and ends on non-space"
         assert span.start >= previous_end, "chunks are ordered and never overlap"
-        assert span.end - span.start <= max_chars
+        assert measure(piece) <= budget
         previous_end = span.end
         for i in range(span.start, span.end):
             covered[i] = True
@@ -29,16 +37,37 @@ def test_spans_are_exact_ordered_disjoint_bounded_and_complete(text: str, max_ch
     assert not missing, "every non-space character lands in some chunk"
 
 
-def test_headings_start_chunks_and_title_them() -> None:
+def test_headings_start_chunks_and_title_them_with_their_path() -> None:
     text = "# Policy\n\nIntro text.\n\n## Passwords\n\nAt least 14 characters.\n\n## Laptops\n\nEncrypt them."
-    spans = chunk_text(text, max_chars=500)
+    spans = chunk_text(text, budget=500)
     assert [text[s.start : s.end].split("\n")[0] for s in spans] == ["# Policy", "## Passwords", "## Laptops"]
-    assert [s.title for s in spans] == ["Policy", "Passwords", "Laptops"]
+    assert [s.title for s in spans] == ["Policy", "Policy > Passwords", "Policy > Laptops"]
+
+
+def test_chunks_never_cross_sections_and_keep_pages() -> None:
+    text = "page one text\n\npage two text"
+    sections = [Section(0, 13, "p1", page=1), Section(15, len(text), "p2", page=2)]
+    spans = chunk_text(text, budget=500, sections=sections)
+    assert [(text[s.start : s.end], s.page) for s in spans] == [("page one text", 1), ("page two text", 2)]
 
 
 def test_long_paragraph_is_cut_at_sentence_ends() -> None:
     sentence = "Staff must encrypt every laptop before first use. "
     text = sentence * 40
-    spans = chunk_text(text, max_chars=200)
+    spans = chunk_text(text, budget=200)
     assert len(spans) > 5
     assert all(text[s.start : s.end].endswith(".") for s in spans)
+
+
+def test_code_is_cut_at_line_ends() -> None:
+    code = "\n".join(f"x{i} = compute({i}, factor=3)" for i in range(60))
+    spans = chunk_text(code, budget=200, sections=[Section(0, len(code), "module", kind="code")])
+    assert len(spans) > 3
+    assert all(code[s.start : s.end].split("\n")[-1].endswith(")") for s in spans)
+
+
+def test_markdown_sections_cover_the_text() -> None:
+    text = "preface\n# A\na\n## B\nb\n# C\nc"
+    sections = markdown_sections(text)
+    assert [s.title for s in sections] == ["", "A", "A > B", "C"]
+    assert "".join(text[s.start : s.end] for s in sections) == text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import EdgeStore, document_acl, load_documents, plan_chunks
+from retrieval import EdgeStore, SentenceTransformerEmbedder, document_acl, load_documents, plan_chunks
 from tests.conftest import CORPUS
 
 DRIVER = """
@@ -41,10 +41,13 @@ def _make_corpus(folder: Path, copies: int) -> None:
             (folder / f"{n:02d}-{original.name}").write_text(text)
 
 
-def _planned(folder: Path) -> dict[str, set[str]]:
+def _planned(folder: Path, embedder: SentenceTransformerEmbedder) -> dict[str, set[str]]:
     acl = document_acl(owner="local", groups=frozenset())
     docs = load_documents([folder]).documents
-    return {d.source: {c.chunk_id for c in plan_chunks(d, acl=acl, max_chars=500)} for d in docs}
+    budget, measure = min(128, embedder.max_tokens), embedder.count_tokens  # as the driver's Indexer does
+    return {
+        d.source: {c.chunk_id for c in plan_chunks(d, acl=acl, budget=budget, measure=measure)} for d in docs
+    }
 
 
 def _run(corpus: Path, index: Path, *, kill_after: float | None) -> list[str]:
@@ -75,7 +78,9 @@ def _run(corpus: Path, index: Path, *, kill_after: float | None) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_sigkill_at_random_points_never_half_indexes(tmp_path: Path, seed: int) -> None:
+def test_sigkill_at_random_points_never_half_indexes(
+    tmp_path: Path, seed: int, embedder: SentenceTransformerEmbedder
+) -> None:
     rng = random.Random(seed)
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     _make_corpus(corpus, copies=6)
@@ -85,7 +90,7 @@ def test_sigkill_at_random_points_never_half_indexes(tmp_path: Path, seed: int) 
         if round_ == 1:  # change some files between kills, so replacements are interrupted too
             for f in sorted(corpus.iterdir())[::4]:
                 f.write_text(f.read_text() + f"\n\nAddendum {round_}: review yearly.\n")
-        planned = _planned(corpus)
+        planned = _planned(corpus, embedder)
         for source, ids in planned.items():
             versions.setdefault(source, []).append(ids)
         lines = _run(corpus, index, kill_after=rng.uniform(0.0, 3.0))
@@ -104,7 +109,7 @@ def test_sigkill_at_random_points_never_half_indexes(tmp_path: Path, seed: int) 
 
     final = _run(corpus, index, kill_after=None)
     assert final[-1] == "done"
-    planned = _planned(corpus)
+    planned = _planned(corpus, embedder)
     store = EdgeStore(index / "edge", dimension=384)
     try:
         for source, ids in planned.items():

@@ -173,3 +173,34 @@ def test_query_embeddings_are_cached(
     first = embedder.embed_query("how long is cctv kept")
     monkeypatch.setattr(embedder, "embed_documents", lambda texts: pytest.fail("query was embedded again"))
     assert embedder.embed_query("how long is cctv kept") == first
+
+
+def test_every_format_is_indexed_and_found_with_its_structure(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, tmp_path: Path
+) -> None:
+    from tests.retrieval.fixtures import HTML, PYTHON, make_docx, make_pdf, make_png
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    make_pdf(
+        folder / "retention.pdf",
+        [["Claims files are kept for 12 years."], ["Daily backups are kept 35 days."]],
+    )
+    make_docx(folder / "travel.docx")
+    (folder / "visitors.html").write_text(HTML)
+    (folder / "vault.py").write_text(PYTHON)
+    make_png(folder / "floor-plan.png", 40, 30)
+    report = Indexer(embedder, store).index([folder], owner="local")
+    assert report.documents_indexed == 5
+    retriever = Retriever(embedder, store)
+
+    def top(query: str):  # type: ignore[no-untyped-def]
+        return retriever.search(query, OPERATOR, limit=1)[0].chunk
+
+    backups = top("How long are daily backups kept?")
+    assert (Path(backups.source).name, backups.page, backups.doc_type) == ("retention.pdf", 2, "pdf")
+    assert top("daily allowance abroad per diem").title == "Travel Policy > Per Diem"
+    assert top("lost badges cost").doc_type == "html"
+    assert top("lock the password vault").title == "class Vault"
+    image = top("floor plan")
+    assert image.doc_type == "image" and image.media == {"width": 40, "height": 30, "format": "PNG"}
