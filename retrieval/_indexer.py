@@ -134,10 +134,12 @@ class Indexer:
         With `prune_under`, documents indexed from those folders whose files are gone are removed.
         """
         Principal(user=owner, groups=groups)  # validates the names before anything is written
-        acl = document_acl(owner=owner, groups=groups)
         emit = progress or (lambda _event: None)
         report = IndexReport(skipped_files=loaded.skipped)
-        plans = [self._plan(document, acl) for document in loaded.documents]
+        plans = [
+            self._plan(document, document_acl(owner=owner, groups=document.groups or groups))
+            for document in loaded.documents
+        ]
         emit(IndexEvent("planned", chunks=sum(len(p.new) for p in plans)))
         pending: list[_Plan] = []
         for plan in plans:

@@ -4,6 +4,7 @@ input leaves the index exactly as it was."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,9 @@ SUPPORTED_SUFFIXES = frozenset(FORMATS)
 _KINDS = "Markdown, text, reStructuredText, HTML, PDF, DOCX, source code, PNG/JPEG images"
 # Folders that hold installed or generated files, never an organisation's own documents.
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "dist", "build"})
+# `report.pdf.groups` beside `report.pdf` names the groups that may read it (comma or newline separated).
+GROUPS_SUFFIX = ".groups"
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Document:
     modified_at: float
     sections: list[Section] = field(default_factory=list)
     media: dict[str, int | str] = field(default_factory=dict)
+    groups: frozenset[str] | None = None  # from a `NAME.groups` file beside it; None: the index-time default
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,11 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
         elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not _ignored(p.relative_to(path)))
             usable = [p for p in found if p.suffix.lower() in SUPPORTED_SUFFIXES]
-            skipped += [str(p) for p in found if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+            skipped += [
+                str(p)
+                for p in found
+                if p.suffix.lower() not in SUPPORTED_SUFFIXES and p.suffix != GROUPS_SUFFIX
+            ]
             if not usable and not allow_empty_folders:
                 problems.append(f"{path}: the folder holds no indexable file ({_KINDS})")
             files += usable
@@ -76,6 +85,7 @@ def _read(file: Path, source: str) -> Document:
         modified_at = file.stat().st_mtime
     except OSError as exc:
         raise ExtractionError(f"cannot be read ({exc.strerror})") from exc
+    groups = _sidecar_groups(file)
     doc_type, extract = FORMATS[file.suffix.lower()]
     extracted = extract(data, file.name)
     if not extracted.text.strip():
@@ -88,7 +98,25 @@ def _read(file: Path, source: str) -> Document:
         modified_at=modified_at,
         sections=extracted.sections,
         media=extracted.media,
+        groups=groups,
     )
+
+
+def _sidecar_groups(file: Path) -> frozenset[str] | None:
+    sidecar = file.with_name(file.name + GROUPS_SUFFIX)
+    if not sidecar.exists():
+        return None
+    try:
+        names = {g.strip() for g in re.split(r"[,\n]", sidecar.read_text(encoding="utf-8")) if g.strip()}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExtractionError(f"its groups file {sidecar.name} cannot be read ({exc})") from exc
+    bad = sorted(g for g in names if not _GROUP.match(g))
+    if bad or not names:
+        raise ExtractionError(
+            f"its groups file {sidecar.name} must list group names (letters, digits, '.', '_', '@', '-'); "
+            f"got {bad or 'nothing'}"
+        )
+    return frozenset(names)
 
 
 def _ignored(relative: Path) -> bool:

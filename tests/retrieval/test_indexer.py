@@ -204,3 +204,30 @@ def test_every_format_is_indexed_and_found_with_its_structure(
     assert top("lock the password vault").title == "class Vault"
     image = top("floor plan")
     assert image.doc_type == "image" and image.media == {"width": 40, "height": 30, "format": "PNG"}
+
+
+def test_a_groups_file_beside_a_document_sets_who_may_read_it(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
+) -> None:
+    (corpus / "leave-and-absence.md.groups").write_text("hr, payroll\n")
+    report = Indexer(embedder, store).index([corpus], owner="local", groups=frozenset({"staff"}))
+    assert report.documents_indexed == 6 and not report.skipped_files
+    retriever = Retriever(embedder, store)
+    staff = Principal(user="s", groups=frozenset({"staff"}))
+    payroll = Principal(user="p", groups=frozenset({"payroll"}))
+    leave = "How many days of annual leave do employees get?"
+    assert all(
+        Path(h.chunk.source).name != "leave-and-absence.md" for h in retriever.search(leave, staff, limit=10)
+    )
+    assert {Path(h.chunk.source).name for h in retriever.search(leave, payroll, limit=10)} == {
+        "leave-and-absence.md"
+    }
+
+
+def test_a_bad_groups_file_is_reported(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
+) -> None:
+    (corpus / "acceptable-use.md.groups").write_text("hr, not a group!")
+    with pytest.raises(LoaderError, match=r"groups file acceptable-use\.md\.groups"):
+        Indexer(embedder, store).index([corpus], owner="local")
+    assert store.count() == 0
