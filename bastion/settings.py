@@ -66,7 +66,7 @@ class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
-    device: str = "cpu"
+    device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
     top_k: int = Field(default=3, ge=1, le=20)
     min_score: float = Field(

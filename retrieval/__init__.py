@@ -1,17 +1,33 @@
 """Finding the passages a question needs: loaders, chunks with exact spans, dense and BM25 vectors,
 and a vector store whose every search is filtered by the caller's access rights inside the query."""
 
+import importlib
+from typing import TYPE_CHECKING
+
 from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
 from retrieval._chunking import Section, Span, chunk_text, markdown_sections
-from retrieval._edge import EdgeStore
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
 from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
 from retrieval._loaders import Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
-from retrieval._qdrant import QdrantStore
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
+
+if TYPE_CHECKING:
+    from retrieval._edge import EdgeStore
+    from retrieval._qdrant import QdrantStore
+
+# The store engines load on first use, so `import retrieval` works (and stays quick) where one of
+# them is not installed, e.g. a GPU box that only embeds.
+_LAZY = {"EdgeStore": "retrieval._edge", "QdrantStore": "retrieval._qdrant"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'retrieval' has no attribute {name!r}")
+
 
 __all__ = [
     "Chunk",

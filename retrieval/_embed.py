@@ -48,11 +48,18 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder (never from a hub), normalised vectors."""
 
     def __init__(
-        self, model_path: Path, *, device: str = "cpu", batch_size: int = 32, query_cache_size: int = 1024
+        self,
+        model_path: Path,
+        *,
+        device: str = "auto",
+        batch_size: int | None = None,
+        query_cache_size: int = 1024,
     ) -> None:
         self.model_path = model_path
-        self.device = device
-        self.batch_size = batch_size
+        self.device = _resolve_device(device)
+        # Measured (evals/results/embed_throughput-h200.json): on an H200, MiniLM ran 877 chunks/s at
+        # batch 32 and 3,889 at 512; on CPUs larger batches gain nothing, so each device gets its own.
+        self.batch_size = batch_size or (512 if self.device.startswith("cuda") else 32)
         self._model: SentenceTransformer | None = None
         # Agents ask the same (rewritten) questions repeatedly; a query costs ~10 ms of CPU to embed.
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
@@ -122,3 +129,12 @@ class SentenceTransformerEmbedder:
         if len(self._query_cache) > self._query_cache_size:
             self._query_cache.popitem(last=False)
         return vector
+
+
+def _resolve_device(device: str) -> str:
+    """`auto` means CUDA when torch sees a GPU, else the CPU; anything else is passed to torch as is."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,13 +1,18 @@
+"""The benchmarks run on tiny inputs and print the JSON they promise, so they cannot rot unseen.
+Their numbers are not asserted: speed is measured by running them, never in tests."""
+
 from __future__ import annotations
+
+import json
 
 import pytest
 
+from evals.bench import ingest, quality_cwe, query_latency
 from evals.bench.cache_reuse import TURNS, measure
 from tests.conftest import CORPUS
 
-pytestmark = pytest.mark.llm
 
-
+@pytest.mark.llm
 async def test_cache_reuse_bench_reports_every_turn_and_real_reuse(llm_url: str) -> None:
     report = await measure(llm_url, CORPUS)
     turns = report["turns"]
@@ -15,3 +20,26 @@ async def test_cache_reuse_bench_reports_every_turn_and_real_reuse(llm_url: str)
     assert all(t["prompt_tokens"] > 0 for t in turns)
     share = report["follow_up_cached_share"]
     assert isinstance(share, float) and 0 < share < 1
+
+
+def test_ingest_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    ingest.main(["--corpus", str(CORPUS), "--pattern", "*.md", "--max-files", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents_indexed"] == 2 and report["chunks"] > 0
+    assert report["bastion_chunks_per_s"] > 0 and report["raw_encode_chunks_per_s"] > 0
+
+
+def test_query_latency_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    query_latency.main(["--sizes", "300", "--queries", "3"])
+    row = json.loads(capsys.readouterr().out)["sizes"]["300"]
+    for store in ("edge", "qdrant_local"):
+        assert set(row[store]) >= {"dense", "sparse", "hybrid", "hybrid+acl"}
+        assert all(row[store][case]["n"] == 3 for case in ("dense", "sparse", "hybrid", "hybrid+acl"))
+
+
+def test_quality_cwe_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    quality_cwe.main(["--limit", "5", "--max-documents", "30", "--modes", "hybrid", "sparse"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 30 and report["queries_used"] == 5
+    for mode in ("hybrid", "sparse"):
+        assert 0 <= report["modes"][mode]["ndcg@10"] <= 1

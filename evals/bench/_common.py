@@ -1,0 +1,36 @@
+"""Helpers the benchmarks share: percentiles, peak memory, and one JSON object on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+from typing import Any
+
+
+def quiet_models() -> None:
+    """Benchmarks load models from local folders only, and keep their progress bars off stdout."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    cut = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {"p50_ms": round(cut[49], 3), "p95_ms": round(cut[94], 3), "n": len(ordered)}
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def emit(result: dict[str, Any]) -> None:
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

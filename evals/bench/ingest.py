@@ -1,0 +1,99 @@
+"""Ingestion throughput: Bastion's whole indexing pipeline versus raw `SentenceTransformer.encode`.
+
+    python -m evals.bench.ingest [--corpus DIR] [--max-files N]
+
+Both run in this process on the same chunk texts: first Bastion indexes the corpus end to end
+(load, chunk with the tokenizer, embed, BM25, write to Qdrant Edge, manifest), then the same texts
+are encoded raw. Default corpus: the running Python's standard library sources (real code, always
+installed). Prints chunks/s for both, their ratio (target >= 0.9), and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from evals.bench._common import emit, log, peak_rss_mib, quiet_models
+from retrieval import SentenceTransformerEmbedder
+
+
+class _Recording:
+    """The embedder as the indexer sees it, keeping the texts it was asked to embed."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.texts += texts
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
+    parser.add_argument("--max-files", type=int, default=120)
+    parser.add_argument("--pattern", default="*.py", help="which files of the corpus folder to index")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    quiet_models()
+
+    from retrieval import EdgeStore, Indexer, Manifest, default_model_path
+
+    files = (
+        sorted(args.corpus.glob(args.pattern))[: args.max_files] if args.corpus.is_dir() else [args.corpus]
+    )
+    embedder = SentenceTransformerEmbedder(default_model_path())
+    embedder.embed_query("warm up the model")  # load weights outside both timings
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EdgeStore(Path(tmp) / "edge", dimension=embedder.dimension)
+        manifest = Manifest(Path(tmp) / "manifest.sqlite")
+        recorder = _Recording(embedder)
+        log(f"indexing {len(files)} files…")
+        started = time.perf_counter()
+        report = Indexer(recorder, store, manifest=manifest, batch_size=args.batch_size).index(
+            files, owner="bench"
+        )
+        bastion_s = time.perf_counter() - started
+        texts = recorder.texts
+        store.close()
+        manifest.close()
+
+    log(f"encoding the same {len(texts)} chunks raw…")
+    model = embedder._load()
+    started = time.perf_counter()
+    model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    raw_s = time.perf_counter() - started
+    bastion_rate, raw_rate = report.chunks_written / bastion_s, len(texts) / raw_s
+    emit(
+        {
+            "benchmark": "ingest",
+            "files": len(files),
+            "documents_indexed": report.documents_indexed,
+            "chunks": report.chunks_written,
+            "bastion_seconds": round(bastion_s, 3),
+            "bastion_chunks_per_s": round(bastion_rate, 1),
+            "raw_encode_seconds": round(raw_s, 3),
+            "raw_encode_chunks_per_s": round(raw_rate, 1),
+            "ratio_bastion_to_raw": round(bastion_rate / raw_rate, 3),
+            "target_ratio": 0.9,
+            "peak_rss_mib": peak_rss_mib(),
+            "device": embedder.device,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
