@@ -32,13 +32,22 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from retrieval import SentenceTransformerEmbedder, chunk_text, default_model_path, load_documents
+    from retrieval import (
+        LoaderError,
+        SentenceTransformerEmbedder,
+        chunk_text,
+        default_model_path,
+        load_documents,
+    )
 
     model = args.model or default_model_path()
     probe = SentenceTransformerEmbedder(model, device="cpu")
     texts: list[str] = []
     for file in sorted(args.corpus.glob("*.py")):
-        [document] = load_documents([file]).documents
+        try:
+            [document] = load_documents([file]).documents
+        except LoaderError:
+            continue  # an empty or unreadable file: nothing to measure
         spans = chunk_text(document.text, budget=128, measure=probe.count_tokens, sections=document.sections)
         texts += [document.text[s.start : s.end] for s in spans]
         if len(texts) >= args.max_chunks:

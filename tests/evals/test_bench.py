@@ -4,10 +4,11 @@ Their numbers are not asserted: speed is measured by running them, never in test
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from evals.bench import ingest, quality_cwe, query_latency
+from evals.bench import embed_throughput, ingest, quality_cwe, query_latency
 from evals.bench.cache_reuse import TURNS, measure
 from tests.conftest import CORPUS
 
@@ -43,3 +44,12 @@ def test_quality_cwe_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["documents"] == 30 and report["queries_used"] == 5
     for mode in ("hybrid", "sparse"):
         assert 0 <= report["modes"][mode]["ndcg@10"] <= 1
+
+
+def test_embed_throughput_bench(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("\n\n".join(f"def f{i}(x):\n    return x * {i}" for i in range(30)))
+    embed_throughput.main(
+        ["--corpus", str(tmp_path), "--device", "cpu", "--batch-sizes", "8", "--max-chunks", "20"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["chunks"] > 0 and report["runs"][0]["device"] == "cpu"
