@@ -180,6 +180,9 @@ class QdrantStore:
             self._call(lambda: self._client.count(self.collection, count_filter=flt, exact=True)).count
         )
 
+    def optimize(self) -> None:
+        pass  # a Qdrant server (and local mode) optimises in the background / not at all
+
     def close(self) -> None:
         self._client.close()
 

@@ -112,6 +112,10 @@ class VectorStore(Protocol):
         """Live points."""
         ...
 
+    def optimize(self) -> None:
+        """Build search indexes now (Qdrant Edge has no background optimiser; a server does it itself)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -76,7 +76,8 @@ def test_bad_mode_is_a_usage_error(indexed: Path) -> None:
 
 
 def test_reindex_reports_unchanged(indexed: Path) -> None:
-    done = bastion("index", str(CORPUS), "--json", data_dir=indexed)
+    done = bastion("index", str(CORPUS), "--json", "--optimize", data_dir=indexed)
+    assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["documents_indexed"], report["documents_unchanged"], report["chunks_written"]) == (0, 6, 0)
 

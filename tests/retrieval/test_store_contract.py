@@ -134,6 +134,8 @@ def test_write_search_replace_delete_round_trip(make_store: StoreFactory) -> Non
     assert sum(points.values()) == 1 and len(points) == 6, "hidden points stay findable until deleted"
     store.delete([pid for pid, live in points.items() if not live])
     assert store.source_points("/a/x.md") == {new[0].chunk.chunk_id: True}
+    store.optimize()  # builds Edge's HNSW index; a no-op where the engine optimises by itself
+    assert store.search(_q("incident reporting"), ALICE, limit=1)[0].chunk.chunk_id == new[0].chunk.chunk_id
     store.delete_source("/a/x.md")
     assert store.count() == 0 and store.sources() == set()
 
