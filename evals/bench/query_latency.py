@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--optimize", action="store_true", help="build Edge's HNSW index first")
+    parser.add_argument(
+        "--stores", nargs="+", default=["edge", "qdrant_local"], choices=["edge", "qdrant_local"]
+    )
     args = parser.parse_args(argv)
     rng = random.Random(7)
     queries = [(_unit(rng), _text(rng, 6)) for _ in range(args.queries)]
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         items = _points(size, seed=size)
         row: dict[str, object] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for name in ("edge", "qdrant_local"):
+            for name in args.stores:
                 store: VectorStore = (
                     EdgeStore(Path(tmp) / "edge", dimension=DIM)
                     if name == "edge"
@@ -142,12 +145,12 @@ def main(argv: list[str] | None = None) -> None:
                     }
                 finally:
                     store.close()
-        edge, local = row["edge"], row["qdrant_local"]
-        assert isinstance(edge, dict) and isinstance(local, dict)
-        row["speedup_p50_edge_vs_local"] = {
-            case: round(local[case]["p50_ms"] / max(edge[case]["p50_ms"], 1e-3), 1)
-            for case in ("dense", "sparse", "hybrid", "hybrid+acl")
-        }
+        edge, local = row.get("edge"), row.get("qdrant_local")
+        if isinstance(edge, dict) and isinstance(local, dict):
+            row["speedup_p50_edge_vs_local"] = {
+                case: round(local[case]["p50_ms"] / max(edge[case]["p50_ms"], 1e-3), 1)
+                for case in ("dense", "sparse", "hybrid", "hybrid+acl")
+            }
         report["sizes"][str(size)] = row  # type: ignore[index]
     emit(report)
 
