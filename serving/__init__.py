@@ -13,9 +13,18 @@ from serving._errors import (
 )
 from serving._install import ensure_llama_server, ensure_model, llama_server_path, model_path
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
+from serving._sglang import (
+    PROFILES,
+    LaunchConfigError,
+    SGLangFlags,
+    SGLangProfile,
+    launch_commands,
+    server_args_of,
+)
 from serving._types import ChatRequest, ChatResult, Effort, JsonSchema, Message, StreamEvent, Usage
 
 __all__ = [
+    "PROFILES",
     "BadRequestError",
     "ChatClient",
     "ChatRequest",
@@ -24,6 +33,7 @@ __all__ = [
     "ContextLengthError",
     "Effort",
     "JsonSchema",
+    "LaunchConfigError",
     "LocalServer",
     "LocalServerConfig",
     "LocalServerError",
@@ -31,6 +41,8 @@ __all__ = [
     "Message",
     "ResponseError",
     "RetryPolicy",
+    "SGLangFlags",
+    "SGLangProfile",
     "ServerError",
     "ServingError",
     "StreamEvent",
@@ -38,6 +50,8 @@ __all__ = [
     "Usage",
     "ensure_llama_server",
     "ensure_model",
+    "launch_commands",
     "llama_server_path",
     "model_path",
+    "server_args_of",
 ]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shlex
 import signal
+import subprocess
 import threading
+from pathlib import Path
 
 import typer
 
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
 from bastion.wiring import local_server
+from serving import PROFILES, LaunchConfigError, SGLangFlags, launch_commands, server_args_of
 
 app = typer.Typer(
     help="Manage the local llama-server (used when BASTION_MODEL_URL is unset).", no_args_is_help=True
@@ -81,3 +86,52 @@ def install(ctx: typer.Context) -> None:
     """Build llama-server and fetch the model into the cache (what `scripts/setup.sh` runs)."""
     server = local_server(get_settings(ctx), install=say)
     out.print(f"llama-server: {server.config.binary}\nmodel: {server.config.model}")
+
+
+SGLANG_FLAGS = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "sglang-0.5.23-server-flags.json"
+)
+API_KEY_REF = "${SGLANG_API_KEY:?set SGLANG_API_KEY}"  # expanded by the shell or Compose, never printed
+
+
+@app.command("launch-sglang")
+def launch_sglang(
+    profile: str = typer.Option("2xh200", "--profile", help=f"One of: {', '.join(PROFILES)}."),
+    replicas: int = typer.Option(
+        1, "--replicas", min=1, max=16, help="Servers on this node, behind the router."
+    ),
+    port: int = typer.Option(30000, "--port", min=1, max=65535, help="The first replica's port."),
+    print_only: bool = typer.Option(False, "--print", help="Print the commands instead of running them."),
+    flags_file: Path | None = typer.Option(
+        None, "--flags-file", help="SGLang's flag table to validate against (default: shared/reference)."
+    ),
+) -> None:
+    """Generate (and validate) the SGLang commands that serve Mistral Small 4 on this hardware."""
+    chosen = PROFILES.get(profile)
+    if chosen is None:
+        raise typer.BadParameter(f"{profile!r}: use one of {', '.join(PROFILES)}", param_hint="--profile")
+    commands = launch_commands(chosen, replicas=replicas, port=port, api_key=API_KEY_REF)
+    table = flags_file or SGLANG_FLAGS
+    if table.exists():
+        flags = SGLangFlags.from_file(table)
+        for command in commands[:replicas]:
+            flags.validate(server_args_of(command))
+        say(f"Validated against {table.name}.")
+    elif flags_file is not None:
+        raise LaunchConfigError(f"The flag table {flags_file} does not exist.")
+    else:
+        say(f"Not validated: SGLang's flag table is not at {table}; pass --flags-file.")
+    say(f"Profile {chosen.name}: {chosen.hardware}, tensor parallel {chosen.tp_size}.")
+    lines = [" ".join(p if p == API_KEY_REF else shlex.quote(p) for p in command) for command in commands]
+    for line in lines:
+        out.print(line, markup=False)
+    if not print_only and importlib.util.find_spec("sglang") is None:
+        raise LaunchConfigError(
+            "SGLang is not installed on this machine (it needs CUDA GPUs). Run the commands above on the GPU "
+            "host, or use docker-compose.yml; add --print to only print them."
+        )
+    if not print_only:
+        # Through bash: it sets CUDA_VISIBLE_DEVICES per replica and expands the API key reference.
+        processes = [subprocess.Popen(["bash", "-c", line]) for line in lines]
+        for process in processes:
+            process.wait()
