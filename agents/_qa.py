@@ -174,7 +174,7 @@ class QAAgent:
                 "answer": REFUSAL,
                 "refused": True,
                 "citation_numbers": [],
-                "usage": Usage().model_dump(),
+                "usage": Usage(cached_tokens=0).model_dump(),  # no model call: nothing to cache
                 "history": [{"question": question, "answer": REFUSAL, "reply": _reply(REFUSAL, [])}],
                 "timings": {**state["timings"], "generate_ms": 0.0},
             }

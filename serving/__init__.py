@@ -21,7 +21,17 @@ from serving._sglang import (
     launch_commands,
     server_args_of,
 )
-from serving._types import ChatRequest, ChatResult, Effort, JsonSchema, Message, StreamEvent, Usage
+from serving._types import (
+    ChatRequest,
+    ChatResult,
+    Effort,
+    JsonSchema,
+    Message,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    Usage,
+)
 
 __all__ = [
     "PROFILES",
@@ -47,6 +57,8 @@ __all__ = [
     "ServingError",
     "StreamEvent",
     "TimeoutError",
+    "Tool",
+    "ToolCall",
     "Usage",
     "ensure_llama_server",
     "ensure_model",

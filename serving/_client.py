@@ -23,7 +23,7 @@ from serving._errors import (
     ServingError,
     TimeoutError,
 )
-from serving._types import ChatRequest, ChatResult, StreamEvent, Usage
+from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, Usage
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
@@ -118,9 +118,10 @@ class ChatClient:
             return ChatResult(
                 content=message.get("content") or "",
                 reasoning_content=message.get("reasoning_content"),
+                tool_calls=[ToolCall.from_wire(c) for c in message.get("tool_calls") or []],
                 finish_reason=choice.get("finish_reason"),
                 model=data.get("model"),
-                usage=Usage.from_wire(data.get("usage")),
+                usage=Usage.from_wire(data.get("usage"), data.get("timings")),
                 latency_ms=latency_ms,
             )
         except (KeyError, IndexError, TypeError) as exc:
@@ -218,6 +219,12 @@ class ChatClient:
                 "Shorten the question or conversation, or retrieve fewer passages.",
                 status_code=status,
             )
+        if status == 404:
+            return BadRequestError(
+                f"The model server at {self.base_url} has no such model or endpoint (HTTP 404): {detail}. "
+                "Check BASTION_MODEL_NAME against the server's served model name (GET /v1/models).",
+                status_code=status,
+            )
         if status in (401, 403):
             return BadRequestError(
                 f"The model server at {self.base_url} refused our credentials (HTTP {status}): {detail}. "
@@ -260,7 +267,7 @@ def _error_detail(response: httpx.Response) -> str:
 def _stream_event(data: dict[str, Any]) -> StreamEvent | None:
     if "error" in data:
         raise ServerError(f"The model server reported an error mid-stream: {data['error']}", status_code=500)
-    usage = Usage.from_wire(data["usage"]) if data.get("usage") else None
+    usage = Usage.from_wire(data["usage"], data.get("timings")) if data.get("usage") else None
     choices = data.get("choices") or []
     if not choices:
         return StreamEvent(usage=usage) if usage else None

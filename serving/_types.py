@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,47 @@ class JsonSchema(BaseModel):
         }
 
 
+class Tool(BaseModel):
+    """A function the model may call; `parameters` is a JSON schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments_json: str
+    arguments: dict[str, Any] | None  # None when arguments_json is not a JSON object
+
+    @classmethod
+    def from_wire(cls, call: dict[str, Any]) -> ToolCall:
+        function = call.get("function") or {}
+        raw = function.get("arguments")
+        text = raw if isinstance(raw, str) else json.dumps(raw or {})
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        return cls(
+            id=str(call.get("id") or ""),
+            name=str(function.get("name") or ""),
+            arguments_json=text,
+            arguments=parsed if isinstance(parsed, dict) else None,
+        )
+
+
 class ChatRequest(BaseModel):
     """One chat completion request. Unknown fields are rejected so typos fail loudly."""
 
@@ -43,6 +85,16 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     reasoning_effort: Effort | None = None
     max_tokens: int | None = Field(default=None, gt=0)
+    max_completion_tokens: int | None = Field(default=None, gt=0)
+    tools: list[Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | None = None
+    cache_salt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="SGLang: requests with other salts share no KV",
+    )
+    rid: str | None = Field(default=None, min_length=1, max_length=128, description="SGLang request id")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
@@ -56,10 +108,15 @@ class ChatRequest(BaseModel):
             body["model"] = model
         if self.reasoning_effort is not None and send_reasoning_effort:
             body["reasoning_effort"] = self.reasoning_effort
-        for key in ("max_tokens", "temperature", "frequency_penalty", "presence_penalty", "seed", "stop"):
+        for key in (
+            "max_tokens", "max_completion_tokens", "temperature", "frequency_penalty", "presence_penalty",
+            "seed", "stop", "tool_choice", "cache_salt", "rid",
+        ):  # fmt: skip
             value = getattr(self, key)
             if value is not None:
                 body[key] = value
+        if self.tools:
+            body["tools"] = [t.to_wire() for t in self.tools]
         if self.response_format is not None:
             body["response_format"] = self.response_format.to_wire()
         if stream:
@@ -69,27 +126,35 @@ class ChatRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token accounting, normalised across servers (cached tokens may be absent: then 0)."""
+    """Token accounting, normalised across servers. `None` means the server did not say, which is not
+    the same as zero: SGLang reports cached tokens only with --enable-cache-report."""
 
     model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     @classmethod
-    def from_wire(cls, usage: dict[str, Any] | None) -> Usage:
-        if not usage:
-            return cls()
+    def from_wire(cls, usage: dict[str, Any] | None, timings: dict[str, Any] | None = None) -> Usage:
+        usage = usage or {}
         details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens")
+        if cached is None and timings and "cache_n" in timings:
+            cached = timings["cache_n"]  # llama-server's own field
+        reasoning = usage.get("reasoning_tokens")  # SGLang puts it at the top level
+        if reasoning is None:
+            reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            cached_tokens=None if cached is None else int(cached),
+            reasoning_tokens=None if reasoning is None else int(reasoning),
         )
 
 
@@ -101,6 +166,7 @@ class ChatResult(BaseModel):
 
     content: str
     reasoning_content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     model: str | None = None
     usage: Usage = Usage()

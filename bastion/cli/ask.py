@@ -48,9 +48,10 @@ def print_result(result: QAResult) -> None:
     for flag in result.flags:
         out.print(f"  [yellow]warning:[/yellow] {_FLAG_TEXT.get(flag.split(':')[0], flag)}")
     u, t = result.usage, result.timings
+    cached = "unknown" if u.cached_tokens is None else u.cached_tokens
     out.print(
         f"[dim]effort {result.reasoning_effort} ({result.effort_reason}) · prompt {u.prompt_tokens} tokens, "
-        f"{u.cached_tokens} cached · completion {u.completion_tokens} · "
+        f"{cached} cached · completion {u.completion_tokens} · "
         f"retrieval {t.get('retrieve_ms', 0):.0f} ms, "
         f"generation {t.get('generate_ms', 0):.0f} ms, total {t.get('total_ms', 0):.0f} ms[/dim]"
     )

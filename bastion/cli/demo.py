@@ -50,12 +50,19 @@ def demo(
     table = Table("turn", "question", "prompt tokens", "cached", "reused")
     for turn, result in enumerate(results[: len(THREAD)], start=1):
         u = result.usage
-        share = f"{u.cached_tokens / u.prompt_tokens:.0%}" if u.prompt_tokens else "-"
-        table.add_row(str(turn), result.question, str(u.prompt_tokens), str(u.cached_tokens), share)
+        cached = u.cached_tokens
+        share = f"{cached / u.prompt_tokens:.0%}" if u.prompt_tokens and cached is not None else "-"
+        table.add_row(
+            str(turn),
+            result.question,
+            str(u.prompt_tokens),
+            "unknown" if cached is None else str(cached),
+            share,
+        )
     out.print(table)
     follow_ups = results[1 : len(THREAD)]
     prompt = sum(r.usage.prompt_tokens for r in follow_ups)
-    cached = sum(r.usage.cached_tokens for r in follow_ups)
+    cached = sum(r.usage.cached_tokens or 0 for r in follow_ups)
     if prompt:
         out.print(
             f"Follow-up turns reused {cached} of {prompt} prompt tokens from the server's cache "

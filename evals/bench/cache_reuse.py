@@ -59,7 +59,7 @@ async def measure(url: str, corpus: Path) -> dict[str, object]:
         for r in results
     ]
     follow_prompt = sum(r.usage.prompt_tokens for r in results[1:])
-    follow_cached = sum(r.usage.cached_tokens for r in results[1:])
+    follow_cached = sum(r.usage.cached_tokens or 0 for r in results[1:])
     return {
         "benchmark": "cache_reuse",
         "turns": turns,

@@ -152,7 +152,9 @@ async def test_sglang_response_shape_is_parsed() -> None:
         result = await client.complete(_ask("q", reasoning_effort="high", max_tokens=64))
     assert result.content == "The answer is 42 [1]."
     assert result.reasoning_content == "The passage says 42."
-    assert result.usage == Usage(prompt_tokens=1200, completion_tokens=30, cached_tokens=1024)
+    assert result.usage == Usage(
+        prompt_tokens=1200, completion_tokens=30, cached_tokens=1024, reasoning_tokens=12
+    )
     body = json.loads(seen[0].content)
     assert body["reasoning_effort"] == "high"
     assert body["model"] == "mistral-small-4"
@@ -194,3 +196,142 @@ def test_request_rejects_unknown_fields_and_bad_effort() -> None:
         ChatRequest(messages=[Message(role="user", content="q")], reasoning_effort="medium")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ChatRequest(messages=[Message(role="user", content="q")], max_tokenz=5)  # type: ignore[call-arg]
+
+
+# Recorded from SGLang 0.5.x serving Mistral Small 4 with --tool-call-parser mistral.
+SGLANG_TOOL_CALL_RESPONSE = {
+    "id": "c7",
+    "object": "chat.completion",
+    "model": "mistral-small-4",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_0",
+                        "index": 0,
+                        "type": "function",
+                        "function": {
+                            "name": "search_policies",
+                            "arguments": '{"query": "CCTV retention", "k": 3}',
+                        },
+                    },
+                    {
+                        "id": "call_1",
+                        "index": 1,
+                        "type": "function",
+                        "function": {"name": "noop", "arguments": "{"},
+                    },
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 300,
+        "completion_tokens": 25,
+        "total_tokens": 325,
+        "prompt_tokens_details": None,
+    },
+}
+
+
+async def test_tool_calls_are_parsed_and_request_extras_are_sent() -> None:
+    from serving import Tool
+
+    seen: list[httpx.Request] = []
+    transport = _transport([httpx.Response(200, json=SGLANG_TOOL_CALL_RESPONSE)], seen)
+    tool = Tool(name="search_policies", description="Search", parameters={"type": "object"})
+    request = ChatRequest(
+        messages=[Message(role="user", content="q")],
+        tools=[tool],
+        tool_choice="auto",
+        cache_salt="tenant-a",
+        rid="req-1",
+        max_completion_tokens=64,
+    )
+    async with ChatClient("http://sglang:30000/v1", transport=transport) as client:
+        result = await client.complete(request)
+    good, broken = result.tool_calls
+    assert (good.id, good.name, good.arguments) == (
+        "call_0",
+        "search_policies",
+        {"query": "CCTV retention", "k": 3},
+    )
+    assert broken.arguments is None and broken.arguments_json == "{"
+    assert result.finish_reason == "tool_calls" and result.content == ""
+    assert result.usage.cached_tokens is None, "no cache report means unknown, not zero"
+    body = json.loads(seen[0].content)
+    assert body["tools"][0]["function"]["name"] == "search_policies"
+    assert (body["tool_choice"], body["cache_salt"], body["rid"], body["max_completion_tokens"]) == (
+        "auto",
+        "tenant-a",
+        "req-1",
+        64,
+    )
+
+
+def test_usage_is_normalised_across_servers() -> None:
+    sglang = {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "reasoning_tokens": 3,
+        "prompt_tokens_details": None,
+    }
+    assert Usage.from_wire(sglang) == Usage(prompt_tokens=10, completion_tokens=5, reasoning_tokens=3)
+    openai = {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    }
+    assert Usage.from_wire(openai).reasoning_tokens == 2
+    llama = {"prompt_tokens": 10, "completion_tokens": 5}
+    assert Usage.from_wire(llama, {"cache_n": 8}).cached_tokens == 8
+    assert Usage.from_wire(llama).cached_tokens is None
+    assert Usage.from_wire({**llama, "prompt_tokens_details": {"cached_tokens": 0}}).cached_tokens == 0
+
+
+async def test_llama_server_takes_sglang_extras_and_honours_max_completion_tokens(llm_url: str) -> None:
+    request = ChatRequest(
+        messages=[Message(role="user", content="Write a long story about a lighthouse.")],
+        max_completion_tokens=7,
+        cache_salt="tenant-a",
+        rid="req-42",
+        temperature=0.0,
+    )
+    async with ChatClient(llm_url) as client:
+        result = await client.complete(request)
+    assert result.usage.completion_tokens == 7 and result.finish_reason == "length"
+    assert result.usage.cached_tokens is not None, "llama-server reports cached tokens"
+
+
+async def test_unknown_model_is_a_clear_error() -> None:
+    seen: list[httpx.Request] = []
+    transport = _transport([httpx.Response(404, json={"error": {"message": "model 'x' not found"}})], seen)
+    async with ChatClient("http://x/v1", transport=transport, retry=NO_WAIT, model="x") as client:
+        with pytest.raises(BadRequestError, match="BASTION_MODEL_NAME"):
+            await client.complete(_ask("q"))
+
+
+async def test_streamed_reasoning_is_kept_apart_from_the_answer() -> None:
+    # Recorded shape of an SGLang stream with --reasoning-parser mistral and reasoning_effort="high".
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "The passage"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": " says 30 days."}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"content": "30 days [1]."}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 9, "reasoning_tokens": 6}},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    seen: list[httpx.Request] = []
+    response = httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    async with ChatClient("http://sglang:30000/v1", transport=_transport([response], seen)) as client:
+        events = [e async for e in client.stream(_ask("q", reasoning_effort="high"))]
+    assert "".join(e.reasoning_content for e in events) == "The passage says 30 days."
+    assert "".join(e.content for e in events) == "30 days [1]."
+    assert events[-1].usage == Usage(prompt_tokens=50, completion_tokens=9, reasoning_tokens=6)
+    assert json.loads(seen[0].content)["stream_options"] == {"include_usage": True}
