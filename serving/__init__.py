@@ -13,6 +13,7 @@ from serving._errors import (
 )
 from serving._install import ensure_llama_server, ensure_model, llama_server_path, model_path
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
+from serving._probe import MetricsSnapshot, ServerInfo, SmokeResult, parse_metrics, probe
 from serving._sglang import (
     PROFILES,
     LaunchConfigError,
@@ -49,12 +50,15 @@ __all__ = [
     "LocalServerError",
     "LocalServerState",
     "Message",
+    "MetricsSnapshot",
     "ResponseError",
     "RetryPolicy",
     "SGLangFlags",
     "SGLangProfile",
     "ServerError",
+    "ServerInfo",
     "ServingError",
+    "SmokeResult",
     "StreamEvent",
     "TimeoutError",
     "Tool",
@@ -65,5 +69,7 @@ __all__ = [
     "launch_commands",
     "llama_server_path",
     "model_path",
+    "parse_metrics",
+    "probe",
     "server_args_of",
 ]

@@ -104,6 +104,18 @@ class ChatClient:
             return False
         return response.status_code == 200
 
+    async def get(self, path: str, *, root: bool = False) -> httpx.Response:
+        """GET a server endpoint (`root=True`: relative to the server root, e.g. /health, /metrics)."""
+        url = f"{self.server_root if root else self.base_url}{path}"
+        try:
+            return await self._http.get(url, timeout=10.0)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._connect_error(exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout_error(exc) from exc
+        except httpx.HTTPError as exc:
+            raise ServingError(f"GET {url} failed: {exc}") from exc
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         body = request.to_wire(
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import shlex
@@ -11,11 +12,22 @@ import threading
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import local_server
-from serving import PROFILES, LaunchConfigError, SGLangFlags, launch_commands, server_args_of
+from bastion.wiring import local_server, model_url
+from serving import (
+    PROFILES,
+    ChatClient,
+    LaunchConfigError,
+    MetricsSnapshot,
+    ServerInfo,
+    SGLangFlags,
+    launch_commands,
+    probe,
+    server_args_of,
+)
 
 app = typer.Typer(
     help="Manage the local llama-server (used when BASTION_MODEL_URL is unset).", no_args_is_help=True
@@ -135,3 +147,62 @@ def launch_sglang(
         processes = [subprocess.Popen(["bash", "-c", line]) for line in lines]
         for process in processes:
             process.wait()
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    url: str | None = typer.Option(
+        None, "--url", help="Base URL ending in /v1 (default: the configured server)."
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", help="Bearer key (default: BASTION_MODEL_API_KEY)."
+    ),
+    smoke: bool = typer.Option(True, "--smoke/--no-smoke", help="Time one short streamed completion."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Probe a model server: model, context, vision, parsers, cache reporting, metrics, speed."""
+    s = get_settings(ctx)
+    target = url or model_url(s, say)
+    key = api_key or (s.model.api_key.get_secret_value() if s.model.api_key and not url else None)
+    info = asyncio.run(_probe(target, key, smoke))
+    if as_json:
+        out.print_json(info.model_dump_json())
+        return
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("server", f"{info.kind} at {info.url}"),
+        ("models", ", ".join(info.models) or "none listed"),
+        ("context length", str(info.context_length or "unknown")),
+        ("vision", _yes_no(info.vision)),
+        ("reasoning parser", info.reasoning_parser or "-"),
+        ("tool-call parser", info.tool_call_parser or "-"),
+        ("cached-token reports", _yes_no(info.cache_report)),
+        ("metrics", "off (no /metrics)" if info.metrics is None else _metrics_line(info.metrics)),
+    ]
+    if info.smoke:
+        sm = info.smoke
+        rows.append(("smoke", f"first token {sm.first_token_ms:.0f} ms, {sm.completion_tokens} tokens in "
+                              f"{sm.total_ms:.0f} ms ({sm.tokens_per_s or 0:.0f} tokens/s)"))  # fmt: skip
+    for name, value in rows:
+        table.add_row(f"[bold]{name}[/bold]", value)
+    out.print(table)
+
+
+async def _probe(url: str, api_key: str | None, smoke: bool) -> ServerInfo:
+    async with ChatClient(url, api_key=api_key) as client:
+        return await probe(client, smoke=smoke)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _metrics_line(m: MetricsSnapshot) -> str:
+    def shown(value: float | None, fmt: str) -> str:
+        return "unknown" if value is None else format(value, fmt)
+
+    return (
+        f"on; prefix-cache hit rate {shown(m.cache_hit_rate, '.0%')}, "
+        f"running {shown(m.requests_running, '.0f')}, waiting {shown(m.requests_waiting, '.0f')}"
+    )

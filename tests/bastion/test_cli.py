@@ -147,6 +147,28 @@ def test_bad_principal_flags_are_usage_errors(indexed: Path) -> None:
     assert "--user" in done.stderr
 
 
+def test_model_check_probes_a_server(tmp_path: Path, llm_url: str) -> None:
+    done = bastion("model", "check", "--url", llm_url, "--json", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["kind"] == "llama.cpp" and info["context_length"] == 8192
+    assert info["smoke"]["completion_tokens"] > 0
+    down = bastion("model", "check", "--url", "http://127.0.0.1:9/v1", data_dir=tmp_path)
+    assert down.returncode == 1 and "Cannot reach the model server" in down.stderr
+
+
+def test_launch_sglang_prints_validated_commands(tmp_path: Path) -> None:
+    done = bastion(
+        "model", "launch-sglang", "--profile", "4xh100", "--replicas", "2", "--print", data_dir=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3 and "--tp-size 4" in lines[0] and "--policy cache_aware" in lines[2]
+    assert "${SGLANG_API_KEY:?set SGLANG_API_KEY}" in lines[0], "the key is referenced, never inlined"
+    unknown = bastion("model", "launch-sglang", "--profile", "8xa100", "--print", data_dir=tmp_path)
+    assert unknown.returncode == 2 and "--profile" in unknown.stderr
+
+
 def test_model_status_json_when_stopped(tmp_path: Path) -> None:
     done = bastion("model", "status", "--json", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
