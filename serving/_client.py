@@ -67,6 +67,7 @@ class ChatClient:
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         send_reasoning_effort: bool = True,
+        max_concurrency: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -77,8 +78,11 @@ class ChatClient:
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             transport=transport,
         )
+        # Requests beyond this wait here rather than piling onto the server (or the pool's timeout).
+        self._slots = asyncio.Semaphore(max_concurrency)
 
     @property
     def server_root(self) -> str:
@@ -152,9 +156,12 @@ class ChatClient:
         )
         for attempt in range(self.retry.attempts):
             try:
-                async with aconnect_sse(
-                    self._http, "POST", f"{self.base_url}/chat/completions", json=body
-                ) as source:
+                async with (
+                    self._slots,
+                    aconnect_sse(
+                        self._http, "POST", f"{self.base_url}/chat/completions", json=body
+                    ) as source,
+                ):
                     response = source.response
                     if response.status_code != 200:
                         await response.aread()
@@ -190,7 +197,8 @@ class ChatClient:
         for attempt in range(self.retry.attempts):
             last = attempt + 1 == self.retry.attempts
             try:
-                response = await send()
+                async with self._slots:
+                    response = await send()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
                     raise self._connect_error(exc) from exc

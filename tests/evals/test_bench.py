@@ -53,3 +53,11 @@ def test_embed_throughput_bench(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     )
     report = json.loads(capsys.readouterr().out)
     assert report["chunks"] > 0 and report["runs"][0]["device"] == "cpu"
+
+
+@pytest.mark.llm
+async def test_client_overhead_bench(llm_url: str) -> None:
+    from evals.bench.client_overhead import measure as overhead
+
+    report = await overhead(llm_url, 2)
+    assert report["requests"] == 2 and isinstance(report["ratio_bastion_to_raw"], float)

@@ -335,3 +335,21 @@ async def test_streamed_reasoning_is_kept_apart_from_the_answer() -> None:
     assert "".join(e.content for e in events) == "30 days [1]."
     assert events[-1].usage == Usage(prompt_tokens=50, completion_tokens=9, reasoning_tokens=6)
     assert json.loads(seen[0].content)["stream_options"] == {"include_usage": True}
+
+
+async def test_concurrency_is_bounded() -> None:
+    import asyncio
+
+    in_flight, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, json=SGLANG_REASONING_RESPONSE)
+
+    async with ChatClient("http://x/v1", transport=httpx.MockTransport(handler), max_concurrency=2) as client:
+        results = await asyncio.gather(*(client.complete(_ask(f"q{i}")) for i in range(6)))
+    assert len(results) == 6 and peak == 2
