@@ -61,3 +61,14 @@ async def test_client_overhead_bench(llm_url: str) -> None:
 
     report = await overhead(llm_url, 2)
     assert report["requests"] == 2 and isinstance(report["ratio_bastion_to_raw"], float)
+
+
+@pytest.mark.llm
+def test_parallel_load_bench(
+    capsys: pytest.CaptureFixture[str], llama_binary: Path, llama_model: Path
+) -> None:
+    from evals.bench import parallel_load
+
+    parallel_load.main(["--sessions", "1", "2", "--requests", "1", "--tokens", "4"])
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["sessions"] for r in runs] == [1, 2] and all(r["completion_tokens_per_s"] > 0 for r in runs)
