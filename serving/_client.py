@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving._errors import (
     BadRequestError,
+    CapabilityError,
     ConnectError,
     ContextLengthError,
     ResponseError,
@@ -83,6 +84,8 @@ class ChatClient:
         )
         # Requests beyond this wait here rather than piling onto the server (or the pool's timeout).
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._vision: bool | None = None
+        self._vision_asked = False
 
     @property
     def server_root(self) -> str:
@@ -120,7 +123,30 @@ class ChatClient:
         except httpx.HTTPError as exc:
             raise ServingError(f"GET {url} failed: {exc}") from exc
 
+    async def supports_images(self) -> bool | None:
+        """Whether the server's model reads images: SGLang's /model_info, llama-server's /props; None if
+        the server says neither. Asked once per client."""
+        if not self._vision_asked:
+            vision: bool | None = None
+            model_info = await self.get("/model_info", root=True)
+            if model_info.status_code == 200 and "has_image_understanding" in model_info.json():
+                vision = bool(model_info.json()["has_image_understanding"])
+            else:
+                props = await self.get("/props", root=True)
+                if props.status_code == 200:
+                    vision = bool((props.json().get("modalities") or {}).get("vision"))
+            self._vision, self._vision_asked = vision, True
+        return self._vision
+
+    async def _check_capabilities(self, request: ChatRequest) -> None:
+        if request.has_images and await self.supports_images() is False:
+            raise CapabilityError(
+                f"The model at {self.base_url} cannot read images (the server reports no vision support). "
+                "Send text only, or point BASTION_MODEL_URL at a vision model such as Mistral Small 4."
+            )
+
     async def complete(self, request: ChatRequest) -> ChatResult:
+        await self._check_capabilities(request)
         body = request.to_wire(
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False
         )
@@ -151,6 +177,7 @@ class ChatClient:
         Retries happen only before the first event: a stream cut short mid-way raises, since
         replaying it would duplicate text the caller has already shown.
         """
+        await self._check_capabilities(request)
         body = request.to_wire(
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True
         )

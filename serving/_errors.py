@@ -7,6 +7,7 @@
     ├── BadRequestError       the server rejected the request (4xx)
     │   └── ContextLengthError    the prompt does not fit the model's context
     ├── ResponseError         the server answered something we could not understand
+    ├── CapabilityError       the server's model cannot do what the request needs (e.g. images)
     └── LocalServerError      the local llama-server could not be installed, started or stopped
 
 Every message says what to do next: errors cross into the CLI as they are.
@@ -49,3 +50,7 @@ class ResponseError(ServingError):
 
 class LocalServerError(ServingError):
     pass
+
+
+class CapabilityError(ServingError):
+    """The server's model cannot do what the request needs (e.g. read images)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,11 +15,55 @@ Effort = Literal["none", "high"]
 Role = Literal["system", "user", "assistant"]
 
 
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^data:image/(png|jpeg|webp|gif);base64,")
+
+
+class ImagePart(BaseModel):
+    """An image sent inline as a data URL: nothing leaves the organisation to fetch it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageUrl
+
+    @classmethod
+    def from_bytes(cls, data: bytes, mime: str) -> ImagePart:
+        if mime not in IMAGE_TYPES:
+            raise ValueError(f"unsupported image type {mime!r}; use one of {', '.join(sorted(IMAGE_TYPES))}")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ValueError(f"the image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
+        return cls(image_url=ImageUrl(url=f"data:{mime};base64,{base64.b64encode(data).decode()}"))
+
+    @classmethod
+    def from_file(cls, path: Path) -> ImagePart:
+        mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+                ".gif": "image/gif"}.get(path.suffix.lower(), "")  # fmt: skip
+        return cls.from_bytes(path.read_bytes(), mime)
+
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
-    content: str
+    content: str | list[TextPart | ImagePart]
+
+    @property
+    def has_images(self) -> bool:
+        return not isinstance(self.content, str) and any(isinstance(p, ImagePart) for p in self.content)
 
 
 class JsonSchema(BaseModel):
@@ -101,6 +147,10 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stop: list[str] | None = None
     response_format: JsonSchema | None = None
+
+    @property
+    def has_images(self) -> bool:
+        return any(m.has_images for m in self.messages)
 
     def to_wire(self, *, model: str | None, send_reasoning_effort: bool, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": [m.model_dump() for m in self.messages], "stream": stream}

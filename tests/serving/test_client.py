@@ -353,3 +353,58 @@ async def test_concurrency_is_bounded() -> None:
     async with ChatClient("http://x/v1", transport=httpx.MockTransport(handler), max_concurrency=2) as client:
         results = await asyncio.gather(*(client.complete(_ask(f"q{i}")) for i in range(6)))
     assert len(results) == 6 and peak == 2
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image_request() -> ChatRequest:
+    from serving import ImagePart, TextPart
+
+    content = [TextPart(text="What is on this floor plan?"), ImagePart.from_bytes(_png(), "image/png")]
+    return ChatRequest(messages=[Message(role="user", content=content)], max_tokens=8)
+
+
+async def test_images_to_a_model_without_vision_fail_before_sending(llm_url: str) -> None:
+    from serving import CapabilityError
+
+    async with ChatClient(llm_url) as client:
+        assert await client.supports_images() is False  # SmolLM2 on llama-server: /props says no vision
+        with pytest.raises(CapabilityError, match="cannot read images"):
+            await client.complete(_image_request())
+
+
+async def test_images_go_inline_as_data_urls_to_a_vision_model() -> None:
+    seen: list[httpx.Request] = []
+    routes = {
+        "/model_info": httpx.Response(200, json={"has_image_understanding": True}),
+        "/v1/chat/completions": httpx.Response(200, json=SGLANG_REASONING_RESPONSE),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return routes.get(request.url.path, httpx.Response(404))
+
+    async with ChatClient("http://sglang:30000/v1", transport=httpx.MockTransport(handler)) as client:
+        await client.complete(_image_request())
+        await client.complete(_image_request())
+    posted = [r for r in seen if r.url.path == "/v1/chat/completions"]
+    part = json.loads(posted[0].content)["messages"][0]["content"][1]
+    assert part["type"] == "image_url" and part["image_url"]["url"].startswith("data:image/png;base64,")
+    assert sum(r.url.path == "/model_info" for r in seen) == 1, "the capability is asked once per client"
+
+
+def test_bad_images_are_refused() -> None:
+    from serving import ImagePart
+
+    with pytest.raises(ValueError, match="unsupported image type"):
+        ImagePart.from_bytes(b"GIF89a", "image/bmp")
+    with pytest.raises(ValueError, match="the limit is"):
+        ImagePart.from_bytes(b"\0" * (20 * 1024 * 1024 + 1), "image/png")
