@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import random
 import time
@@ -69,12 +70,14 @@ class ChatClient:
         retry: RetryPolicy | None = None,
         send_reasoning_effort: bool = True,
         max_concurrency: int = 64,
+        first_token_timeout_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retry = retry or RetryPolicy()
         self.send_reasoning_effort = send_reasoning_effort
+        self.first_token_timeout_s = first_token_timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -175,7 +178,9 @@ class ChatClient:
         """Yield events as the server sends them; the final event carries usage when the server reports it.
 
         Retries happen only before the first event: a stream cut short mid-way raises, since
-        replaying it would duplicate text the caller has already shown.
+        replaying it would duplicate text the caller has already shown. Closing the stream early
+        (`contextlib.aclosing`, or cancelling the task) closes the connection, and both SGLang and
+        llama-server then stop generating for it.
         """
         await self._check_capabilities(request)
         body = request.to_wire(
@@ -198,13 +203,29 @@ class ChatClient:
                             )
                             continue
                         raise self._status_error(response)
-                    async for sse in source.aiter_sse():
+                    events = source.aiter_sse()
+                    first = True
+                    while True:
+                        try:
+                            if first and self.first_token_timeout_s is not None:
+                                async with asyncio.timeout(self.first_token_timeout_s):
+                                    sse = await anext(events)
+                            else:
+                                sse = await anext(events)
+                        except StopAsyncIteration:
+                            return
+                        except builtins.TimeoutError as exc:
+                            raise TimeoutError(
+                                f"No first token from {self.base_url} within {self.first_token_timeout_s:g}s "
+                                "(the request was aborted). The server may be overloaded or the prompt long; "
+                                "raise BASTION_MODEL_FIRST_TOKEN_TIMEOUT_S."
+                            ) from exc
+                        first = False
                         if sse.data.strip() == "[DONE]":
                             return
                         event = _stream_event(json.loads(sse.data))
                         if event is not None:
                             yield event
-                    return
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 < self.retry.attempts:
                     await asyncio.sleep(self.retry.delay(attempt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import typing
 
 import httpx
 import pytest
@@ -408,3 +409,42 @@ def test_bad_images_are_refused() -> None:
         ImagePart.from_bytes(b"GIF89a", "image/bmp")
     with pytest.raises(ValueError, match="the limit is"):
         ImagePart.from_bytes(b"\0" * (20 * 1024 * 1024 + 1), "image/png")
+
+
+async def test_closing_a_stream_aborts_the_server_request(llm_url: str) -> None:
+    import asyncio
+    from contextlib import aclosing
+
+    from serving import parse_metrics
+
+    request = _ask("Write a very long essay about the history of lighthouses.", max_tokens=2000)
+    async with ChatClient(llm_url) as client:
+        async with aclosing(client.stream(request)) as events:
+            async for event in events:
+                if event.content:
+                    break  # we have seen enough
+        for _ in range(50):  # the server notices the closed connection within a few tokens
+            metrics = parse_metrics((await client.get("/metrics", root=True)).text)
+            if metrics.requests_running == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert metrics.requests_running == 0, "the server is still generating for a closed stream"
+
+
+async def test_no_first_token_in_time_is_a_timeout() -> None:
+    import asyncio
+
+    from serving import TimeoutError as ServingTimeout
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        async def body() -> typing.AsyncIterator[bytes]:
+            await asyncio.sleep(5)
+            yield b"data: [DONE]\n\n"
+
+        return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+    transport = httpx.MockTransport(slow)
+    async with ChatClient("http://x/v1", transport=transport, first_token_timeout_s=0.2) as client:
+        with pytest.raises(ServingTimeout, match="No first token"):
+            async for _ in client.stream(_ask("q")):
+                pass
