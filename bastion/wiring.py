@@ -134,6 +134,8 @@ def chat_client(settings: Settings, url: str) -> ChatClient:
         model=m.name,
         timeout_s=m.timeout_s,
         retry=RetryPolicy(attempts=m.retries),
+        first_token_timeout_s=m.first_token_timeout_s,
+        max_concurrency=m.max_concurrency,
         send_reasoning_effort=m.send_reasoning_effort,
     )
 
