@@ -34,7 +34,9 @@ from serving._types import (
     TextPart,
     Tool,
     ToolCall,
+    ToolCallDelta,
     Usage,
+    collect_tool_calls,
 )
 
 __all__ = [
@@ -69,7 +71,9 @@ __all__ = [
     "TimeoutError",
     "Tool",
     "ToolCall",
+    "ToolCallDelta",
     "Usage",
+    "collect_tool_calls",
     "ensure_llama_server",
     "ensure_model",
     "launch_commands",

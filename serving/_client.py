@@ -25,7 +25,7 @@ from serving._errors import (
     ServingError,
     TimeoutError,
 )
-from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, Usage
+from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, ToolCallDelta, Usage
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
@@ -343,6 +343,15 @@ def _stream_event(data: dict[str, Any]) -> StreamEvent | None:
     event = StreamEvent(
         content=delta.get("content") or "",
         reasoning_content=delta.get("reasoning_content") or "",
+        tool_calls=[
+            ToolCallDelta(
+                index=int(call.get("index") or 0),
+                id=call.get("id"),
+                name=(call.get("function") or {}).get("name"),
+                arguments=(call.get("function") or {}).get("arguments") or "",
+            )
+            for call in delta.get("tool_calls") or []
+        ],
         finish_reason=choices[0].get("finish_reason"),
         usage=usage,
     )

@@ -223,6 +223,18 @@ class ChatResult(BaseModel):
     latency_ms: float = 0.0
 
 
+class ToolCallDelta(BaseModel):
+    """A piece of a streamed tool call: the first piece of each carries its id and name, the rest
+    carry fragments of its JSON arguments. `collect_tool_calls` joins them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 class StreamEvent(BaseModel):
     """One server-sent event, reduced to what callers need. The last event carries usage."""
 
@@ -230,5 +242,21 @@ class StreamEvent(BaseModel):
 
     content: str = ""
     reasoning_content: str = ""
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+
+
+def collect_tool_calls(events: list[StreamEvent]) -> list[ToolCall]:
+    """The complete tool calls of a stream, in index order."""
+    parts: dict[int, dict[str, str]] = {}
+    for event in events:
+        for delta in event.tool_calls:
+            call = parts.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            call["name"] = delta.name or call["name"]
+            call["arguments"] += delta.arguments
+    return [
+        ToolCall.from_wire({"id": c["id"], "function": {"name": c["name"], "arguments": c["arguments"]}})
+        for _, c in sorted(parts.items())
+    ]

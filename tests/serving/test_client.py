@@ -448,3 +448,30 @@ async def test_no_first_token_in_time_is_a_timeout() -> None:
         with pytest.raises(ServingTimeout, match="No first token"):
             async for _ in client.stream(_ask("q")):
                 pass
+
+
+async def test_streamed_tool_calls_are_joined() -> None:
+    from serving import collect_tool_calls
+
+    # Recorded shape: SGLang streams a call's id and name first, then its arguments in fragments.
+    def call(index: int, **function: str) -> dict[str, object]:
+        head = {"id": f"call_{index}", "type": "function"} if "name" in function else {}
+        return {"index": index, **head, "function": function}
+
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call(0, name="search_policies", arguments="")]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call(0, arguments='{"query": "CC')]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call(0, arguments='TV"}')]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call(1, name="noop", arguments="{}")]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    response = httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    async with ChatClient("http://sglang:30000/v1", transport=_transport([response], [])) as client:
+        events = [e async for e in client.stream(_ask("q"))]
+    calls = collect_tool_calls(events)
+    assert [(c.id, c.name, c.arguments) for c in calls] == [
+        ("call_0", "search_policies", {"query": "CCTV"}),
+        ("call_1", "noop", {}),
+    ]
+    assert events[-1].finish_reason == "tool_calls"
