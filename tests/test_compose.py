@@ -4,6 +4,9 @@ real flag list), and its Bastion service may only set settings Bastion has."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,19 @@ def test_bastion_service_settings_are_valid_and_point_at_the_servers(compose: di
         else:
             assert name in Settings.model_fields, f"{key} is not a Bastion setting"
         assert value is not None
+
+
+def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (scripts/test.sh installs Debian's)")
+    env = {"PATH": os.environ["PATH"], "SGLANG_API_KEY": "k1", "QDRANT_API_KEY": "k2", "HOME": str(tmp_path)}
+    ok = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], env=env,
+                        capture_output=True, text=True, check=False)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    env.pop("SGLANG_API_KEY")
+    missing = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], env=env,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert missing.returncode != 0 and "SGLANG_API_KEY" in missing.stderr, (
+        "secrets are required, not defaulted"
+    )
