@@ -42,6 +42,7 @@ class ModelSettings(_Section):
     name: str | None = Field(default=None, description="the `model` field sent; unset lets the server choose")
     timeout_s: float = Field(default=120.0, gt=0)
     first_token_timeout_s: float | None = Field(default=None, gt=0, description="streams: abort if no token")
+    total_timeout_s: float | None = Field(default=None, gt=0, description="abort a whole request after this")
     max_concurrency: int = Field(default=64, ge=1, description="requests in flight to the model server")
     retries: int = Field(default=3, ge=1, le=10)
     send_reasoning_effort: bool = True

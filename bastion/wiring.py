@@ -135,6 +135,7 @@ def chat_client(settings: Settings, url: str) -> ChatClient:
         timeout_s=m.timeout_s,
         retry=RetryPolicy(attempts=m.retries),
         first_token_timeout_s=m.first_token_timeout_s,
+        total_timeout_s=m.total_timeout_s,
         max_concurrency=m.max_concurrency,
         send_reasoning_effort=m.send_reasoning_effort,
     )

@@ -71,6 +71,7 @@ class ChatClient:
         send_reasoning_effort: bool = True,
         max_concurrency: int = 64,
         first_token_timeout_s: float | None = None,
+        total_timeout_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -78,6 +79,8 @@ class ChatClient:
         self.retry = retry or RetryPolicy()
         self.send_reasoning_effort = send_reasoning_effort
         self.first_token_timeout_s = first_token_timeout_s
+        # httpx's timeouts bound each read; this bounds a whole non-streamed request.
+        self.total_timeout_s = total_timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -154,7 +157,14 @@ class ChatClient:
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False
         )
         started = time.perf_counter()
-        response = await self._with_retries(lambda: self._post(body))
+        try:
+            async with asyncio.timeout(self.total_timeout_s):
+                response = await self._with_retries(lambda: self._post(body))
+        except builtins.TimeoutError as exc:
+            raise TimeoutError(
+                f"The model server at {self.base_url} did not finish within {self.total_timeout_s:g}s "
+                "(the request was aborted). Raise BASTION_MODEL_TOTAL_TIMEOUT_S or ask for fewer tokens."
+            ) from exc
         latency_ms = (time.perf_counter() - started) * 1000
         data = _json(response)
         try:

@@ -475,3 +475,14 @@ async def test_streamed_tool_calls_are_joined() -> None:
         ("call_1", "noop", {}),
     ]
     assert events[-1].finish_reason == "tool_calls"
+
+
+async def test_a_request_over_its_total_deadline_is_aborted(llm_url: str) -> None:
+    from serving import TimeoutError as ServingTimeout
+
+    async with ChatClient(llm_url, total_timeout_s=0.3) as client:
+        with pytest.raises(ServingTimeout, match=r"did not finish within 0\.3s"):
+            await client.complete(
+                _ask("Write a very long essay about the history of lighthouses.", max_tokens=1500)
+            )
+        assert (await client.complete(_ask("Say hi.", max_tokens=4))).content is not None
