@@ -1,14 +1,16 @@
 """SGLang launch profiles for Mistral Small 4, and validation of the commands they produce.
 
 Every command Bastion generates is checked against SGLang's own flag list before it is printed: the
-table dumped from SGLang 0.5.23's argparse parser (`shared/reference/sglang-0.5.23-server-flags.json`,
-or any file of that shape given with `--flags-file`), so no CUDA install is needed to validate.
+parser of the installed `sglang` when there is one, else the table dumped from SGLang 0.5.23's argparse
+parser (`shared/reference/sglang-0.5.23-server-flags.json`, or any file of that shape given with
+`--flags-file`), so no CUDA install is needed to validate.
 Exact option strings only: argparse would accept `--tp` as a prefix of `--tp-size`, but a prefix
 that a later SGLang makes ambiguous breaks a deployment, so we reject it and name the full flag.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -165,6 +167,27 @@ class SGLangFlags:
             for option in options.split(" "):
                 flags[option] = flag
         return cls(flags, source=str(path))
+
+    @classmethod
+    def from_installed(cls) -> SGLangFlags | None:
+        """The flags of the `sglang` installed in this environment, read from its own parser; None if
+        SGLang is not installed."""
+        try:
+            from sglang.srt.server_args import ServerArgs
+        except ImportError:
+            return None
+        parser = argparse.ArgumentParser(add_help=False)
+        ServerArgs.add_cli_args(parser)
+        flags: dict[str, _Flag] = {}
+        for action in parser._actions:  # argparse offers no public way to list an existing parser's flags
+            flag = _Flag(
+                takes_value=action.nargs != 0,
+                choices=[str(c) for c in action.choices] if action.choices else None,
+                deprecated=str(action.help or "").lower().startswith("deprecated"),
+            )
+            for option in action.option_strings:
+                flags[option] = flag
+        return cls(flags, source="the installed sglang")
 
     def validate(self, args: list[str]) -> None:
         """Raise LaunchConfigError naming every bad flag in a `--flag [value]` argument list."""

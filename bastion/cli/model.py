@@ -124,15 +124,19 @@ def launch_sglang(
         raise typer.BadParameter(f"{profile!r}: use one of {', '.join(PROFILES)}", param_hint="--profile")
     commands = launch_commands(chosen, replicas=replicas, port=port, api_key=API_KEY_REF)
     table = flags_file or SGLANG_FLAGS
-    if table.exists():
+    flags = None if flags_file else SGLangFlags.from_installed()
+    if flags is None and table.exists():
         flags = SGLangFlags.from_file(table)
+    elif flags is None and flags_file is not None:
+        raise LaunchConfigError(f"The flag table {flags_file} does not exist.")
+    if flags is not None:
         for command in commands[:replicas]:
             flags.validate(server_args_of(command))
-        say(f"Validated against {table.name}.")
-    elif flags_file is not None:
-        raise LaunchConfigError(f"The flag table {flags_file} does not exist.")
+        say(f"Validated against {flags.source}.")
     else:
-        say(f"Not validated: SGLang's flag table is not at {table}; pass --flags-file.")
+        say(
+            f"Not validated: SGLang is not installed and its flag table is not at {table}; pass --flags-file."
+        )
     say(f"Profile {chosen.name}: {chosen.hardware}, tensor parallel {chosen.tp_size}.")
     lines = [" ".join(p if p == API_KEY_REF else shlex.quote(p) for p in command) for command in commands]
     for line in lines:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,37 @@ def test_bad_commands_name_the_flag(flags: SGLangFlags, args: list[str], message
 def test_speculative_decoding_needs_a_draft_model() -> None:
     with pytest.raises(LaunchConfigError, match="draft model"):
         SGLangProfile(name="x", hardware="x", tp_size=1, gpus=1, speculative="EAGLE").server_args()
+
+
+def test_an_installed_sglang_parser_is_read_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SGLang needs CUDA and cannot be installed here, so a stand-in package with the same entry point
+    # (`ServerArgs.add_cli_args(parser)`) exercises the code path that reads an installed parser.
+    package = tmp_path / "sglang" / "srt"
+    package.mkdir(parents=True)
+    (tmp_path / "sglang" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "server_args.py").write_text(
+        "class ServerArgs:\n"
+        "    @staticmethod\n"
+        "    def add_cli_args(parser):\n"
+        "        parser.add_argument('--tp-size', '--tensor-parallel-size', type=int, default=1)\n"
+        "        parser.add_argument('--enable-metrics', action='store_true')\n"
+        "        parser.add_argument('--reasoning-parser', choices=['mistral', 'qwen3'])\n"
+        "        parser.add_argument('--enable-dp-attention', action='store_true', help='Deprecated.')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        flags = SGLangFlags.from_installed()
+    finally:
+        for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
+            del sys.modules[name]
+    assert flags is not None and flags.source == "the installed sglang"
+    flags.validate(["--tensor-parallel-size", "2", "--enable-metrics", "--reasoning-parser", "mistral"])
+    with pytest.raises(LaunchConfigError, match="--enable-dp-attention: deprecated"):
+        flags.validate(["--enable-dp-attention"])
+    with pytest.raises(LaunchConfigError, match="--reasoning-parser magistral"):
+        flags.validate(["--reasoning-parser", "magistral"])
+
+
+def test_without_sglang_installed_there_is_no_installed_parser() -> None:
+    assert SGLangFlags.from_installed() is None
