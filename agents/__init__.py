@@ -2,6 +2,14 @@
 
 from agents._citations import Citation
 from agents._errors import AgentError, ThreadAccessError
+from agents._learned_router import (
+    LabelledStep,
+    LearnedRouter,
+    RouterModel,
+    default_labels,
+    read_labels,
+    train,
+)
 from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
 from agents._router import RouteDecision, route_effort
 
@@ -9,10 +17,16 @@ __all__ = [
     "REFUSAL",
     "AgentError",
     "Citation",
+    "LabelledStep",
+    "LearnedRouter",
     "QAAgent",
     "QAOptions",
     "QAResult",
     "RouteDecision",
+    "RouterModel",
     "ThreadAccessError",
+    "default_labels",
+    "read_labels",
     "route_effort",
+    "train",
 ]

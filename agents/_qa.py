@@ -14,6 +14,7 @@ import operator
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from agents._citations import Citation, cited_numbers, strip_invalid_markers, verify
 from agents._errors import ThreadAccessError
 from agents._prompts import render
-from agents._router import route_effort
+from agents._router import RouteDecision, route_effort
 from retrieval import Chunk, Principal, Retriever, SearchMode
 from serving import ChatClient, ChatRequest, Effort, JsonSchema, Message, Usage
 
@@ -94,10 +95,12 @@ class QAAgent:
         *,
         options: QAOptions | None = None,
         checkpointer: BaseCheckpointSaver[str] | None = None,
+        router: Callable[[str], RouteDecision] = route_effort,
     ) -> None:
         self.client = client
         self.retriever = retriever
         self.options = options or QAOptions()
+        self.router = router
         graph = StateGraph(_State, context_schema=_Context)
         graph.add_node("route", self._route)
         graph.add_node("retrieve", self._retrieve)
@@ -143,7 +146,7 @@ class QAAgent:
         )
 
     async def _route(self, state: _State) -> dict[str, Any]:
-        decision = route_effort(state["question"])
+        decision = await asyncio.to_thread(self.router, state["question"])
         return {"effort": decision.effort, "effort_reason": decision.reason}
 
     async def _retrieve(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:

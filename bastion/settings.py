@@ -77,6 +77,13 @@ class RetrievalSettings(_Section):
     )
 
 
+class AgentSettings(_Section):
+    router: Literal["rules", "learned"] = Field(
+        default="rules",
+        description="learned: the model `bastion router train` wrote to <data dir>/router.json",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BASTION_",
@@ -92,6 +99,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     local: LocalSettings = LocalSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    agent: AgentSettings = AgentSettings()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from qdrant_client import QdrantClient
 
-from agents import QAAgent, QAOptions
+from agents import LearnedRouter, QAAgent, QAOptions, route_effort
 from bastion.errors import ConfigError
 from bastion.settings import Settings
 from retrieval import (
@@ -159,4 +160,15 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
                 max_tokens=settings.model.max_tokens,
                 temperature=settings.model.temperature,
             )
-            yield QAAgent(client, Retriever(embedder, store), options=options, checkpointer=saver)
+            router = (
+                LearnedRouter.load(router_path(settings), embedder)
+                if settings.agent.router == "learned"
+                else route_effort
+            )
+            yield QAAgent(
+                client, Retriever(embedder, store), options=options, checkpointer=saver, router=router
+            )
+
+
+def router_path(settings: Settings) -> Path:
+    return settings.data_dir / "router.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bastion.cli import model
+from bastion.cli import model, router
 from bastion.cli._common import err
 from bastion.cli.ask import ask
 from bastion.cli.demo import demo
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(model.app, name="model")
+app.add_typer(router.app, name="router")
 app.command()(index)
 app.command()(search)
 app.command()(ask)

@@ -60,6 +60,16 @@ async def test_threads_continue_and_reuse_the_prefix_cache(agent: QAAgent) -> No
     assert second.usage.cached_tokens > 20
 
 
+async def test_the_router_decides_each_steps_effort(agent: QAAgent) -> None:
+    from agents import RouteDecision
+
+    agent.router = lambda question: RouteDecision(
+        effort="high", reason=f"test router saw {len(question)} chars"
+    )
+    result = await agent.ask("How long is CCTV footage kept?", OPERATOR)
+    assert (result.reasoning_effort, result.effort_reason) == ("high", "test router saw 30 chars")
+
+
 async def test_another_user_cannot_continue_a_thread(agent: QAAgent) -> None:
     await agent.ask("How long is CCTV footage kept?", OPERATOR, thread_id="private")
     with pytest.raises(ThreadAccessError):

@@ -169,6 +169,20 @@ def test_launch_sglang_prints_validated_commands(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "--profile" in unknown.stderr
 
 
+def test_router_train_then_ask_with_the_learned_router(indexed: Path, llm_url: str) -> None:
+    trained = bastion("router", "train", "--json", data_dir=indexed)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["examples"] == 80 and (indexed / "router.json").exists()
+    env_ask = subprocess.run(
+        [BASTION, "ask", "How long is CCTV footage kept?", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "BASTION_DATA_DIR": str(indexed), "BASTION_MODEL_URL": llm_url,
+             "BASTION_AGENT_ROUTER": "learned"},
+    )  # fmt: skip
+    assert env_ask.returncode == 0, env_ask.stderr
+    assert json.loads(env_ask.stdout)["effort_reason"].startswith("learned router")
+
+
 def test_model_status_json_when_stopped(tmp_path: Path) -> None:
     done = bastion("model", "status", "--json", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
