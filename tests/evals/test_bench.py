@@ -72,3 +72,11 @@ def test_parallel_load_bench(
     parallel_load.main(["--sessions", "1", "2", "--requests", "1", "--tokens", "4"])
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [r["sessions"] for r in runs] == [1, 2] and all(r["completion_tokens_per_s"] > 0 for r in runs)
+
+
+@pytest.mark.llm
+async def test_agent_overhead_bench(llm_url: str) -> None:
+    from evals.bench.agent_overhead import measure as overhead
+
+    report = await overhead(llm_url, CORPUS, 2)
+    assert report["questions"] == 2 and 0 <= report["overhead_share_mean"] < 1  # type: ignore[operator]
