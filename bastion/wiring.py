@@ -111,8 +111,9 @@ def model_url(settings: Settings, say: Say) -> str:
     """The model server's base URL: the configured one, else the local server (started on demand)."""
     if settings.model.url:
         return settings.model.url
-    server = local_server(settings, install=say)
-    state: LocalServerState | None = server.status()
+    # The state file is enough to find a running server: checking (or building) the binary and the model
+    # is only worth its time when one has to be started.
+    state: LocalServerState | None = local_server(settings).status()
     if state is None:
         if not settings.local.auto_start:
             raise ConfigError(
@@ -122,7 +123,7 @@ def model_url(settings: Settings, say: Say) -> str:
         say(
             "BASTION_MODEL_URL is unset: starting the local llama-server (stop it with `bastion model stop`)…"
         )
-        state = server.start()
+        state = local_server(settings, install=say).start()
         say(f"Local llama-server ready at {state.url} (pid {state.pid}, log {state.log_file}).")
     return state.url
 

@@ -7,7 +7,13 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from retrieval import Retriever
 
 
 def quiet_models() -> None:
@@ -34,3 +40,20 @@ def emit(result: dict[str, Any]) -> None:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def indexed_corpus(corpus: Path) -> Iterator[tuple[Retriever, Path]]:
+    """MiniLM over a throw-away Qdrant Edge index of `corpus` (owned by user `bench`), and the temporary
+    folder it lives in, for whatever else a benchmark needs to keep beside it."""
+    # Imported here: the embedding-only benchmarks must run where no store engine is installed.
+    from retrieval import EdgeStore, Indexer, SentenceTransformerEmbedder, default_model_path
+
+    embedder = SentenceTransformerEmbedder(default_model_path())
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EdgeStore(Path(tmp) / "index", dimension=embedder.dimension)
+        try:
+            Indexer(embedder, store).index([corpus], owner="bench")
+            yield Retriever(embedder, store), Path(tmp)
+        finally:
+            store.close()

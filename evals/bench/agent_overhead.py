@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agents import QAAgent
-from evals.bench._common import emit, log, percentiles, quiet_models
-from retrieval import (
-    EdgeStore,
-    Indexer,
-    Principal,
-    Retriever,
-    SentenceTransformerEmbedder,
-    default_model_path,
-)
+from evals.bench._common import emit, indexed_corpus, log, percentiles, quiet_models
+from retrieval import Principal
 from serving import ChatClient
 
 QUESTIONS = [
@@ -38,29 +30,22 @@ QUESTIONS = [
 
 
 async def measure(url: str, corpus: Path, questions: int) -> dict[str, object]:
-    embedder = SentenceTransformerEmbedder(default_model_path())
-    with tempfile.TemporaryDirectory() as tmp:
-        store = EdgeStore(Path(tmp) / "index", dimension=embedder.dimension)
-        try:
-            Indexer(embedder, store).index([corpus], owner="bench")
-            retriever = Retriever(embedder, store)
-            async with (
-                ChatClient(url) as client,
-                AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "threads.sqlite")) as saver,
-            ):
-                agent = QAAgent(client, retriever, checkpointer=saver)
-                await agent.ask(QUESTIONS[0], Principal(user="bench"))  # warm up
-                overheads, shares = [], []
-                for i in range(questions):
-                    result = await agent.ask(
-                        QUESTIONS[i % len(QUESTIONS)], Principal(user="bench"), thread_id=f"t{i}"
-                    )
-                    t = result.timings
-                    overhead = t["total_ms"] - t["retrieve_ms"] - t["generate_ms"]
-                    overheads.append(overhead)
-                    shares.append(overhead / t["total_ms"])
-        finally:
-            store.close()
+    with indexed_corpus(corpus) as (retriever, tmp):
+        async with (
+            ChatClient(url) as client,
+            AsyncSqliteSaver.from_conn_string(str(tmp / "threads.sqlite")) as saver,
+        ):
+            agent = QAAgent(client, retriever, checkpointer=saver)
+            await agent.ask(QUESTIONS[0], Principal(user="bench"))  # warm up
+            overheads, shares = [], []
+            for i in range(questions):
+                result = await agent.ask(
+                    QUESTIONS[i % len(QUESTIONS)], Principal(user="bench"), thread_id=f"t{i}"
+                )
+                t = result.timings
+                overhead = t["total_ms"] - t["retrieve_ms"] - t["generate_ms"]
+                overheads.append(overhead)
+                shares.append(overhead / t["total_ms"])
     return {
         "benchmark": "agent_overhead",
         "questions": questions,

@@ -12,21 +12,14 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents import QAAgent
-from retrieval import (
-    EdgeStore,
-    Indexer,
-    Principal,
-    Retriever,
-    SentenceTransformerEmbedder,
-    default_model_path,
-)
+from evals.bench._common import indexed_corpus
+from retrieval import Principal
 from serving import ChatClient
 
 TURNS = [
@@ -39,17 +32,11 @@ TURNS = [
 
 
 async def measure(url: str, corpus: Path) -> dict[str, object]:
-    embedder = SentenceTransformerEmbedder(default_model_path())
-    with tempfile.TemporaryDirectory() as tmp:
-        store = EdgeStore(Path(tmp) / "index", dimension=embedder.dimension)
-        try:
-            Indexer(embedder, store).index([corpus], owner="bench")
-            async with ChatClient(url) as client:
-                agent = QAAgent(client, Retriever(embedder, store), checkpointer=InMemorySaver())
-                thread = uuid.uuid4().hex
-                results = [await agent.ask(q, Principal(user="bench"), thread_id=thread) for q in TURNS]
-        finally:
-            store.close()
+    with indexed_corpus(corpus) as (retriever, _):
+        async with ChatClient(url) as client:
+            agent = QAAgent(client, retriever, checkpointer=InMemorySaver())
+            thread = uuid.uuid4().hex
+            results = [await agent.ask(q, Principal(user="bench"), thread_id=thread) for q in TURNS]
     turns = [
         {
             "question": r.question,
