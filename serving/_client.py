@@ -28,6 +28,7 @@ from serving._errors import (
 from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, ToolCallDelta, Usage
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+KEEPALIVE_EXPIRY_S = 4.0
 
 # Substrings that llama-server ("exceed_context_size_error") and SGLang ("longer than the model's
 # context length") put in the 400 they return for an over-long prompt.
@@ -85,7 +86,13 @@ class ChatClient:
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            # Both llama-server (cpp-httplib) and SGLang (uvicorn) close idle connections after 5 s;
+            # dropping ours sooner avoids sending a request down a socket the server is closing.
+            limits=httpx.Limits(
+                max_connections=max_concurrency,
+                max_keepalive_connections=max_concurrency,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
             transport=transport,
         )
         # Requests beyond this wait here rather than piling onto the server (or the pool's timeout).
@@ -241,6 +248,12 @@ class ChatClient:
                     await asyncio.sleep(self.retry.delay(attempt))
                     continue
                 raise self._connect_error(exc) from exc
+            except httpx.RemoteProtocolError as exc:
+                # A connection dropped before any response (a stale keep-alive socket) is safe to
+                # resend; one cut mid-stream is not, since the caller has shown part of the text.
+                if _dropped_unanswered(exc) and attempt + 1 < self.retry.attempts:
+                    continue
+                raise ServingError(f"Streaming from {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
                 raise self._timeout_error(exc) from exc
             except (SSEError, json.JSONDecodeError) as exc:
@@ -262,6 +275,10 @@ class ChatClient:
                     raise self._connect_error(exc) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.RemoteProtocolError as exc:
+                if _dropped_unanswered(exc) and not last:
+                    continue
+                raise ServingError(f"Request to {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
                 # A read timeout may mean the server is still generating: retrying would double the load.
                 raise self._timeout_error(exc) from exc
@@ -318,6 +335,15 @@ class ChatClient:
             f"attempts: {detail}. Check its log.",
             status_code=status,
         )
+
+
+def _dropped_unanswered(exc: httpx.RemoteProtocolError) -> bool:
+    """True when the server closed the connection before sending any response to this request.
+
+    That happens when a pooled keep-alive connection is closed by the server just as we reuse
+    it: the request never reached the model, so sending it again cannot duplicate work.
+    """
+    return "without sending a response" in str(exc)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from serving import (
     Message,
     RetryPolicy,
     ServerError,
+    ServingError,
     Usage,
 )
 
@@ -175,6 +176,48 @@ async def test_retries_503_then_succeeds_and_gives_up_on_persistent_502() -> Non
         with pytest.raises(ServerError, match="HTTP 502"):
             await client.complete(_ask("q"))
     assert len(seen) == 3
+
+
+def _drops_first(messages: list[str], seen: list[httpx.Request]) -> httpx.MockTransport:
+    """Raises each message as a RemoteProtocolError in turn, then answers normally."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if messages:
+            raise httpx.RemoteProtocolError(messages.pop(0), request=request)
+        if json.loads(request.content).get("stream"):
+            chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+            return httpx.Response(
+                200,
+                text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n",
+                headers={"content-type": "text/event-stream"},
+            )
+        return httpx.Response(200, json=SGLANG_REASONING_RESPONSE)
+
+    return httpx.MockTransport(handler)
+
+
+STALE = "Server disconnected without sending a response."
+CUT = "peer closed connection without sending complete message body (incomplete chunked read)"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_stale_keepalive_connection_is_resent_but_a_cut_answer_is_not(streamed: bool) -> None:
+    async def ask(client: ChatClient) -> str:
+        if streamed:
+            return "".join([e.content async for e in client.stream(_ask("q")) if e.content])
+        return (await client.complete(_ask("q"))).content
+
+    seen: list[httpx.Request] = []
+    async with ChatClient("http://x/v1", transport=_drops_first([STALE], seen), retry=NO_WAIT) as client:
+        assert await ask(client)
+    assert len(seen) == 2
+
+    seen.clear()
+    async with ChatClient("http://x/v1", transport=_drops_first([CUT], seen), retry=NO_WAIT) as client:
+        with pytest.raises(ServingError, match="incomplete"):
+            await ask(client)
+    assert len(seen) == 1
 
 
 async def test_client_errors_are_not_retried() -> None:
