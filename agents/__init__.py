@@ -11,7 +11,7 @@ from agents._learned_router import (
     train,
 )
 from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
-from agents._router import RouteDecision, route_effort
+from agents._router import RouteDecision, Router, Step, StepRecord, route_effort, start_easy
 
 __all__ = [
     "REFUSAL",
@@ -23,10 +23,14 @@ __all__ = [
     "QAOptions",
     "QAResult",
     "RouteDecision",
+    "Router",
     "RouterModel",
+    "Step",
+    "StepRecord",
     "ThreadAccessError",
     "default_labels",
     "read_labels",
     "route_effort",
+    "start_easy",
     "train",
 ]

@@ -1,9 +1,12 @@
-"""Document QA as a LangGraph graph: route → retrieve → answer → verify.
+"""Document QA as a LangGraph graph: route → (rewrite) → retrieve → answer → check → (escalate) → finish.
 
-Prompt layout, chosen for the server's prefix cache: the static system text, then the thread's
-earlier turns as plain question/answer pairs (append-only, rendered identically every turn), then
-this turn's question followed by its passages. Turn n's prompt therefore starts with all of turn
-n-1's prompt up to the end of its question, and only this turn's passages are new.
+Prompt layout, chosen for the server's prefix cache: one system message that only ever grows —
+the static instructions, then per earlier turn the passages it showed first (numbered for the whole
+thread) with its question and answer, then the passages this turn shows first — and a short user
+message with the step's instruction. Turn n's system message starts with all of turn n-1's, so the
+server reuses everything but the last question, its answer and the new passages; and since it all
+sits in the system message, that holds whichever reasoning effort each step gets (Mistral's
+template renders the effort after the system prompt: docs/prompt-layout.md).
 """
 
 from __future__ import annotations
@@ -11,27 +14,25 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
-import re
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
-from agents._citations import Citation, cited_numbers, strip_invalid_markers, verify
+from agents._citations import Citation
+from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import ThreadAccessError
 from agents._prompts import render
-from agents._router import RouteDecision, route_effort
+from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from retrieval import Chunk, Principal, Retriever, SearchMode
-from serving import ChatClient, ChatRequest, Effort, JsonSchema, Message, Usage
+from serving import ChatClient, ChatRequest, ChatResult, Effort, JsonSchema, Message, Usage
 
 REFUSAL = "Not found in the documents you can access."
-MAX_ANSWER_CHARS = 400
 
 
 class QAOptions(BaseModel):
@@ -40,9 +41,10 @@ class QAOptions(BaseModel):
     top_k: int = 3
     mode: SearchMode = "hybrid"
     min_score: float = 0.25  # dense mode only: hybrid (RRF) scores are ranks, not similarities
-    max_tokens: int = 200
+    max_tokens: int = 320
     temperature: float = 0.0
-    history_turns: int = 6
+    history_turns: int = 12
+    escalate: bool = False  # retry once with "high" when a "none" answer fails its checks
 
 
 class QAResult(BaseModel):
@@ -50,12 +52,15 @@ class QAResult(BaseModel):
 
     thread_id: str
     question: str
+    search_query: str
     answer: str
     citations: list[Citation]
     refused: bool
     flags: list[str]
     reasoning_effort: Effort
     effort_reason: str
+    escalated: bool
+    steps: list[StepRecord]
     usage: Usage
     timings: dict[str, float]
 
@@ -64,21 +69,24 @@ class _Turn(TypedDict):
     question: str
     answer: str
     reply: str  # the assistant message as sent back in later turns
+    introduced: list[int]  # evidence numbers this turn showed first, rendered before its question
 
 
 class _State(TypedDict, total=False):
     owner: str
     history: Annotated[list[_Turn], operator.add]
+    evidence: Annotated[list[dict[str, Any]], operator.add]  # every chunk shown; number = index + 1
     question: str
+    search_query: str
     effort: Effort
     effort_reason: str
-    passages: list[dict[str, Any]]
-    answer: str
-    citation_numbers: list[int]
-    citations: list[dict[str, Any]]
-    refused: bool
+    escalated: bool
+    retrieved: list[int]  # evidence numbers this turn's search returned
+    introduced: list[int]
+    draft: str
+    checked: dict[str, Any]
     flags: list[str]
-    usage: dict[str, int]
+    steps: list[dict[str, Any]]
     timings: dict[str, float]
 
 
@@ -95,7 +103,7 @@ class QAAgent:
         *,
         options: QAOptions | None = None,
         checkpointer: BaseCheckpointSaver[str] | None = None,
-        router: Callable[[str], RouteDecision] = route_effort,
+        router: Router = route_effort,
     ) -> None:
         self.client = client
         self.retriever = retriever
@@ -103,14 +111,20 @@ class QAAgent:
         self.router = router
         graph = StateGraph(_State, context_schema=_Context)
         graph.add_node("route", self._route)
+        graph.add_node("rewrite", self._rewrite)
         graph.add_node("retrieve", self._retrieve)
         graph.add_node("answer", self._answer)
-        graph.add_node("verify", self._verify)
+        graph.add_node("check", self._check)
+        graph.add_node("escalate", self._escalate)
+        graph.add_node("finish", self._finish)
         graph.add_edge(START, "route")
-        graph.add_edge("route", "retrieve")
+        graph.add_conditional_edges("route", _after_route, ["rewrite", "retrieve"])
+        graph.add_edge("rewrite", "retrieve")
         graph.add_edge("retrieve", "answer")
-        graph.add_edge("answer", "verify")
-        graph.add_edge("verify", END)
+        graph.add_edge("answer", "check")
+        graph.add_conditional_edges("check", self._after_check, ["escalate", "finish"])
+        graph.add_edge("escalate", "answer")
+        graph.add_edge("finish", END)
         self.graph = graph.compile(checkpointer=checkpointer)
 
     async def ask(self, question: str, principal: Principal, *, thread_id: str | None = None) -> QAResult:
@@ -126,162 +140,251 @@ class QAAgent:
                 # A thread's history may quote documents only its owner can read.
                 raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
         started = time.perf_counter()
-        state = await self.graph.ainvoke(
-            {"question": question, "owner": principal.user, "flags": []},
-            config,
-            context=_Context(principal=principal),
-        )
+        turn: _State = {
+            "question": question,
+            "search_query": question,
+            "owner": principal.user,
+            "flags": [],
+            "steps": [],
+            "escalated": False,
+            "retrieved": [],
+            "introduced": [],
+            "timings": {},
+        }
+        state = await self.graph.ainvoke(turn, config, context=_Context(principal=principal))
         timings = {**state["timings"], "total_ms": (time.perf_counter() - started) * 1000}
+        checked = Checked.model_validate(state["checked"])
+        steps = [StepRecord.model_validate(s) for s in state["steps"]]
         return QAResult(
             thread_id=thread_id,
             question=question,
-            answer=state["answer"],
-            citations=[Citation.model_validate(c) for c in state["citations"]],
-            refused=state["refused"],
+            search_query=state["search_query"],
+            answer=checked.answer,
+            citations=checked.citations,
+            refused=checked.refused,
             flags=state["flags"],
             reasoning_effort=state["effort"],
             effort_reason=state["effort_reason"],
-            usage=Usage.model_validate(state["usage"]),
+            escalated=state["escalated"],
+            steps=steps,
+            usage=total_usage(steps),
             timings=timings,
         )
 
+    # -- nodes -------------------------------------------------------------------------------
+
     async def _route(self, state: _State) -> dict[str, Any]:
-        decision = await asyncio.to_thread(self.router, state["question"])
+        decision = await asyncio.to_thread(decide, self.router, "answer", state["question"])
         return {"effort": decision.effort, "effort_reason": decision.reason}
 
-    async def _retrieve(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
-        query = state["question"]
-        history = state.get("history") or []
-        if history and _ANAPHORIC.search(query) and len(query.split()) <= 12:
-            # A short follow-up that points back ("and for contractors?", "who approves it?") leans
-            # on the previous question; a later issue replaces this rule with a model-written rewrite.
-            query = f"{history[-1]['question']} {query}"
-        started = time.perf_counter()
-        hits = await asyncio.to_thread(
-            self.retriever.search,
-            query,
-            runtime.context.principal,
-            limit=self.options.top_k,
-            mode=self.options.mode,
+    async def _rewrite(self, state: _State) -> dict[str, Any]:
+        """A follow-up leans on the conversation ("and for contractors?"): spell it out for retrieval."""
+        decision = decide(self.router, "rewrite", state["question"])
+        messages = [
+            *self._prefix(state),
+            Message(role="user", content=render("qa_rewrite", question=state["question"])),
+        ]
+        result = await self.client.complete(
+            ChatRequest(
+                messages=messages,
+                reasoning_effort=decision.effort,
+                max_tokens=64,
+                temperature=0.0,
+                response_format=_REWRITE_SCHEMA,
+            )
         )
-        if self.options.mode == "dense":
-            hits = [h for h in hits if h.score >= self.options.min_score]
-        kept = [h.chunk.model_dump() for h in hits]
-        return {"passages": kept, "timings": {"retrieve_ms": (time.perf_counter() - started) * 1000}}
-
-    async def _answer(self, state: _State) -> dict[str, Any]:
-        question = state["question"]
-        passages = [Chunk.model_validate(p) for p in state["passages"]]
-        if not passages:
-            return {
-                "answer": REFUSAL,
-                "refused": True,
-                "citation_numbers": [],
-                "usage": Usage(cached_tokens=0).model_dump(),  # no model call: nothing to cache
-                "history": [{"question": question, "answer": REFUSAL, "reply": _reply(REFUSAL, [])}],
-                "timings": {**state["timings"], "generate_ms": 0.0},
-            }
-        request = ChatRequest(
-            messages=self._messages(state, passages),
-            reasoning_effort=state["effort"],
-            max_tokens=self.options.max_tokens,
-            temperature=self.options.temperature,
-            response_format=_answer_schema(len(passages)),
-        )
-        result = await self.client.complete(request)
-        answer, numbers, flags = _parse_answer(result.content)
-        if result.finish_reason == "length":
-            flags.append("truncated")
+        try:
+            query = str(json.loads(result.content)["query"]).strip()
+        except (ValueError, KeyError, TypeError):
+            query = ""
+        flags = [] if query else ["rewrite_failed"]
         return {
-            "answer": answer,
-            "refused": False,
-            "citation_numbers": numbers,
+            "search_query": query or state["question"],
             "flags": state["flags"] + flags,
-            "usage": result.usage.model_dump(),
-            "history": [{"question": question, "answer": answer, "reply": _reply(answer, numbers)}],
-            "timings": {**state["timings"], "generate_ms": result.latency_ms},
+            "steps": [*state["steps"], _record("rewrite", decision, result)],
         }
 
-    async def _verify(self, state: _State) -> dict[str, Any]:
-        if state["refused"]:
-            return {"citations": []}
-        passages = [Chunk.model_validate(p) for p in state["passages"]]
-        numbers = cited_numbers(state["answer"], state["citation_numbers"])
-        citations, invalid = verify(numbers, passages)
-        flags = list(state["flags"])
-        answer = state["answer"]
-        if invalid:
-            flags.append(f"dropped_citations:{','.join(map(str, invalid))}")
-            answer = strip_invalid_markers(answer, invalid)
-        if not citations:
-            flags.append("unsupported")
-        return {"citations": [c.model_dump() for c in citations], "flags": flags, "answer": answer}
-
-    def _messages(self, state: _State, passages: list[Chunk]) -> list[Message]:
-        messages = [Message(role="system", content=render("qa_system"))]
-        for turn in (state.get("history") or [])[-self.options.history_turns :]:
-            messages.append(Message(role="user", content=turn["question"]))
-            messages.append(Message(role="assistant", content=turn["reply"]))
-        block = "\n\n".join(
-            render(
-                "qa_passage",
-                number=i,
-                title=c.title or "untitled",
-                source=c.source.rsplit("/", 1)[-1],
-                text=c.text,
+    async def _retrieve(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+        started = time.perf_counter()
+        # The rewrite widens recall and never narrows it: a small model's rewrite can drift, so the
+        # question as asked is searched too and the two result lists are interleaved.
+        queries = list(dict.fromkeys([state["search_query"], state["question"]]))
+        lists = [
+            await asyncio.to_thread(
+                self.retriever.search,
+                query,
+                runtime.context.principal,
+                limit=self.options.top_k,
+                mode=self.options.mode,
             )
-            for i, c in enumerate(passages, start=1)
+            for query in queries
+        ]
+        hits: dict[str, Chunk] = {}
+        for rank in range(self.options.top_k):
+            for found in lists:
+                if rank < len(found) and len(hits) < self.options.top_k:
+                    hit = found[rank]
+                    if self.options.mode != "dense" or hit.score >= self.options.min_score:
+                        hits.setdefault(hit.chunk.chunk_id, hit.chunk)
+        # Number each chunk once per thread; show it again only when the turn that showed it has
+        # left the transcript window.
+        evidence = state.get("evidence") or []
+        numbers = {Chunk.model_validate(c).chunk_id: n for n, c in enumerate(evidence, start=1)}
+        visible = self._visible(state)
+        added: list[dict[str, Any]] = []
+        retrieved, introduced = [], []
+        for chunk_id, chunk in hits.items():
+            if chunk_id not in numbers:
+                added.append(chunk.model_dump())
+                numbers[chunk_id] = len(evidence) + len(added)
+            number = numbers[chunk_id]
+            retrieved.append(number)
+            if number not in visible:
+                introduced.append(number)
+        elapsed = (time.perf_counter() - started) * 1000
+        return {
+            "evidence": added,
+            "retrieved": retrieved,
+            "introduced": introduced,
+            "timings": {**state["timings"], "retrieve_ms": elapsed},
+        }
+
+    async def _answer(self, state: _State) -> dict[str, Any]:
+        if not state["retrieved"]:
+            return {"draft": ""}
+        decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
+        request = ChatRequest(
+            messages=[
+                *self._prefix(state, with_new_passages=True),
+                Message(role="user", content=render("qa_turn", question=state["question"])),
+            ],
+            reasoning_effort=decision.effort,
+            max_tokens=self.options.max_tokens,
+            temperature=self.options.temperature,
+            response_format=answer_schema(self._shown_passages(state)),
         )
-        messages.append(
-            Message(role="user", content=render("qa_turn", question=state["question"], passages=block))
+        result = await self.client.complete(request)
+        flags = ["truncated"] if result.finish_reason == "length" else []
+        generate_ms = state["timings"].get("generate_ms", 0.0) + result.latency_ms
+        return {
+            "draft": result.content,
+            "flags": state["flags"] + flags,
+            "steps": [*state["steps"], _record("answer", decision, result)],
+            "timings": {**state["timings"], "generate_ms": generate_ms},
+        }
+
+    async def _check(self, state: _State) -> dict[str, Any]:
+        if not state["retrieved"]:
+            # Retrieval found nothing this user may read: refuse without asking the model.
+            checked = Checked(answer=REFUSAL, claims=[], citations=[], refused=True, flags=[])
+            return {"checked": checked.model_dump()}
+        draft, malformed = parse_draft(state["draft"])
+        checked = check(draft, self._shown_passages(state), refusal=REFUSAL)
+        flags = [*checked.flags, *(["malformed_output"] if malformed else [])]
+        return {"checked": checked.model_dump(), "flags": state["flags"] + flags}
+
+    def _after_check(self, state: _State) -> Literal["escalate", "finish"]:
+        if not self.options.escalate or state["effort"] == "high" or not state["retrieved"]:
+            return "finish"
+        failed = {flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS
+        return "escalate" if failed else "finish"
+
+    async def _escalate(self, state: _State) -> dict[str, Any]:
+        failed = sorted({flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS)
+        return {
+            "effort": "high",
+            "effort_reason": f"escalated after the none answer failed: {', '.join(failed)}",
+            "escalated": True,
+            "flags": [f"escalated:{','.join(failed)}"],  # the first attempt's flags no longer apply
+        }
+
+    async def _finish(self, state: _State) -> dict[str, Any]:
+        checked = Checked.model_validate(state["checked"])
+        turn: _Turn = {
+            "question": state["question"],
+            "answer": checked.answer,
+            "reply": reply_json(checked),
+            "introduced": state["introduced"],
+        }
+        return {"history": [turn]}
+
+    # -- prompt layout -------------------------------------------------------------------------
+
+    def _shown_turns(self, state: _State) -> list[_Turn]:
+        history = state.get("history") or []
+        return history[history_start(len(history), self.options.history_turns) :]
+
+    def _visible(self, state: _State) -> set[int]:
+        """Evidence numbers already in the transcript window, before this turn's new passages."""
+        return {n for turn in self._shown_turns(state) for n in turn["introduced"]}
+
+    def _shown_passages(self, state: _State) -> dict[int, Chunk]:
+        """Every passage this turn's answer may cite: the transcript window's and the new ones."""
+        evidence = state["evidence"]
+        shown = self._visible(state) | set(state["introduced"])
+        return {n: Chunk.model_validate(evidence[n - 1]) for n in sorted(shown)}
+
+    def _prefix(self, state: _State, *, with_new_passages: bool = False) -> list[Message]:
+        """The system message: everything shared by this turn's calls and by every later turn.
+
+        It holds the transcript rather than user/assistant messages because Mistral's chat template
+        renders `reasoning_effort` (and tools) right after the system prompt: only what sits in the
+        system prompt stays cached when the effort changes between steps (docs/prompt-layout.md).
+        """
+        evidence = state.get("evidence") or []
+        parts = [render("qa_system")]
+        for turn in self._shown_turns(state):
+            parts.append(_passages_block(evidence, turn["introduced"]))
+            parts.append(f"User: {turn['question']}\nAssistant: {turn['reply']}")
+        if with_new_passages:
+            parts.append(_passages_block(evidence, state["introduced"]))
+        return [Message(role="system", content="\n\n".join(p for p in parts if p))]
+
+
+def _passages_block(evidence: list[dict[str, Any]], numbers: list[int]) -> str:
+    if not numbers:
+        return ""
+    chunks = [(n, Chunk.model_validate(evidence[n - 1])) for n in numbers]
+    return "Passages:\n\n" + "\n\n".join(
+        render(
+            "qa_passage",
+            number=n,
+            title=c.title or "untitled",
+            source=c.source.rsplit("/", 1)[-1],
+            text=c.text,
         )
-        return messages
-
-
-def _reply(answer: str, numbers: list[int]) -> str:
-    """The assistant turn as later prompts show it: canonical compact JSON, so it renders identically
-    every turn (the prefix cache depends on it) and the model sees the format it must keep using."""
-    return json.dumps({"answer": answer, "citations": numbers}, ensure_ascii=False)
-
-
-def _answer_schema(passage_count: int) -> JsonSchema:
-    return JsonSchema(
-        name="cited_answer",
-        schema={
-            "type": "object",
-            "properties": {
-                "answer": {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER_CHARS},
-                "citations": {
-                    "type": "array",
-                    "items": {"type": "integer", "enum": list(range(1, passage_count + 1))},
-                    "minItems": 1,
-                    "maxItems": min(3, passage_count),
-                },
-            },
-            "required": ["answer", "citations"],
-            "additionalProperties": False,
-        },
+        for n, c in chunks
     )
 
 
-_ANAPHORIC = re.compile(
-    r"^(and|but|also|what about|how about)\b|\b(it|its|they|them|their|this|that|these|those|he|she|one)\b",
-    re.IGNORECASE,
+def history_start(turns: int, window: int) -> int:
+    """The first earlier turn to show: at most `window`, dropping old turns half a window at a time
+    so the shown transcript (and the cached prefix built on it) changes only every window/2 turns."""
+    step = max(1, window // 2)
+    return max(0, -(-(turns - window) // step) * step)
+
+
+def _after_route(state: _State) -> Literal["rewrite", "retrieve"]:
+    return "rewrite" if state.get("history") else "retrieve"
+
+
+def _record(step: Step, decision: RouteDecision, result: ChatResult) -> dict[str, Any]:
+    record = StepRecord(
+        step=step,
+        effort=decision.effort,
+        reason=decision.reason,
+        usage=result.usage,
+        latency_ms=result.latency_ms,
+    )
+    return record.model_dump()
+
+
+_REWRITE_SCHEMA = JsonSchema(
+    name="search_query",
+    schema={
+        "type": "object",
+        "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 200}},
+        "required": ["query"],
+        "additionalProperties": False,
+    },
 )
-_ANSWER_FIELD = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)')
-
-
-def _parse_answer(content: str) -> tuple[str, list[int], list[str]]:
-    """The answer text, declared citation numbers and flags, from the model's JSON (or what is left of it)."""
-    try:
-        data = json.loads(content)
-        answer = str(data["answer"]).strip()
-        numbers = [int(n) for n in data["citations"]]
-        return answer, numbers, []
-    except (ValueError, KeyError, TypeError):
-        match = _ANSWER_FIELD.search(content)
-        try:
-            answer = json.loads(f'"{match.group(1)}"') if match else content.strip()
-        except ValueError:
-            answer = match.group(1) if match else content.strip()
-        return answer or REFUSAL, [], ["malformed_output"]

@@ -46,7 +46,7 @@ class ModelSettings(_Section):
     max_concurrency: int = Field(default=64, ge=1, description="requests in flight to the model server")
     retries: int = Field(default=3, ge=1, le=10)
     send_reasoning_effort: bool = True
-    max_tokens: int = Field(default=200, gt=0)
+    max_tokens: int = Field(default=320, gt=0)
     temperature: float = Field(default=0.0, ge=0, le=2)
 
 
@@ -78,9 +78,13 @@ class RetrievalSettings(_Section):
 
 
 class AgentSettings(_Section):
-    router: Literal["rules", "learned"] = Field(
+    router: Literal["rules", "learned", "escalate"] = Field(
         default="rules",
-        description="learned: the model `bastion router train` wrote to <data dir>/router.json",
+        description=(
+            "rules: step type and question features; learned: the model `bastion router train` wrote "
+            "to <data dir>/router.json; escalate: answer with none, retry once with high when the "
+            "answer fails its checks"
+        ),
     )
 
 

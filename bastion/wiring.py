@@ -16,7 +16,7 @@ from pathlib import Path
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from qdrant_client import QdrantClient
 
-from agents import LearnedRouter, QAAgent, QAOptions, route_effort
+from agents import LearnedRouter, QAAgent, QAOptions, Router, route_effort, start_easy
 from bastion.errors import ConfigError
 from bastion.settings import Settings
 from retrieval import (
@@ -154,18 +154,20 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
             chat_client(settings, url) as client,
             AsyncSqliteSaver.from_conn_string(str(threads)) as saver,
         ):
+            strategy = settings.agent.router
             options = QAOptions(
+                escalate=strategy == "escalate",
                 top_k=settings.retrieval.top_k,
                 mode=settings.retrieval.mode,
                 min_score=settings.retrieval.min_score,
                 max_tokens=settings.model.max_tokens,
                 temperature=settings.model.temperature,
             )
-            router = (
-                LearnedRouter.load(router_path(settings), embedder)
-                if settings.agent.router == "learned"
-                else route_effort
-            )
+            router: Router = route_effort
+            if strategy == "learned":
+                router = LearnedRouter.load(router_path(settings), embedder)
+            elif strategy == "escalate":
+                router = start_easy
             yield QAAgent(
                 client, Retriever(embedder, store), options=options, checkpointer=saver, router=router
             )

@@ -44,13 +44,18 @@ def print_result(result: QAResult) -> None:
         snippet = " ".join(c.text.split())
         snippet = snippet if len(snippet) <= 140 else snippet[:139] + "…"
         out.print(f"  [cyan][{c.number}][/cyan] {c.source}:{c.start}-{c.end} [dim]{c.title}[/dim]")
+        if c.quote:
+            out.print(f"      quote checked: [green]“{c.quote}”[/green]")
         out.print(f"      [dim]{snippet}[/dim]")
     for flag in result.flags:
         out.print(f"  [yellow]warning:[/yellow] {_FLAG_TEXT.get(flag.split(':')[0], flag)}")
     u, t = result.usage, result.timings
     cached = "unknown" if u.cached_tokens is None else u.cached_tokens
+    if result.search_query != result.question:
+        out.print(f"[dim]searched for: {result.search_query}[/dim]")
     out.print(
-        f"[dim]effort {result.reasoning_effort} ({result.effort_reason}) · prompt {u.prompt_tokens} tokens, "
+        f"[dim]effort {result.reasoning_effort} ({result.effort_reason}) · "
+        f"{len(result.steps)} model calls · prompt {u.prompt_tokens} tokens, "
         f"{cached} cached · completion {u.completion_tokens} · "
         f"retrieval {t.get('retrieve_ms', 0):.0f} ms, "
         f"generation {t.get('generate_ms', 0):.0f} ms, total {t.get('total_ms', 0):.0f} ms[/dim]"
@@ -58,8 +63,14 @@ def print_result(result: QAResult) -> None:
 
 
 _FLAG_TEXT = {
-    "unsupported": "no citation refers to a retrieved passage: treat this answer as unsupported",
-    "dropped_citations": "the model cited passages it was not shown; those markers were removed",
+    "unsupported": "no claim kept a citation of a retrieved passage, so nothing is shown",
+    "dropped_claims": "sentences citing no passage the model was shown were removed",
+    "unverified_quote": "a quote the model gave is not in the passage it cited; the sentence is unverified",
+    "corrected_citations": "a quote was found in another passage than the one cited; the citation was fixed",
+    "model_refused": "the model judged the passages not to answer the question",
+    "model_unsure": "the model said it is not sure of this answer",
     "malformed_output": "the model did not return the expected JSON; the answer was recovered from its text",
     "truncated": "the answer hit the token limit and may be cut short",
+    "escalated": "the first (reasoning none) answer failed its checks and was redone with reasoning high",
+    "rewrite_failed": "the follow-up could not be rewritten; it was searched as asked",
 }

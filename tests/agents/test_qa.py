@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agents import REFUSAL, QAAgent, ThreadAccessError
-from agents._qa import _parse_answer, _reply
+from agents import REFUSAL, QAAgent, QAOptions, ThreadAccessError, start_easy
+from agents._claims import normalise
 from retrieval import EdgeStore, Indexer, Principal, Retriever, SentenceTransformerEmbedder
 from serving import ChatClient
 from tests.conftest import CORPUS
@@ -38,8 +41,9 @@ async def test_answer_cites_retrieved_passages_verbatim(agent: QAAgent) -> None:
     assert result.citations, result.flags
     for citation in result.citations:
         assert Path(citation.source).read_text()[citation.start : citation.end] == citation.text
-    assert any("20 days" in c.text for c in result.citations)
+        assert citation.quote is None or normalise(citation.quote) in normalise(citation.text)
     assert result.reasoning_effort == "none"
+    assert [s.step for s in result.steps] == ["answer"]
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
     assert {"retrieve_ms", "generate_ms", "total_ms"} <= result.timings.keys()
 
@@ -56,8 +60,15 @@ async def test_threads_continue_and_reuse_the_prefix_cache(agent: QAAgent) -> No
     second = await agent.ask("Who has to approve a stay abroad?", OPERATOR, thread_id="t1")
     state = await agent.graph.aget_state({"configurable": {"thread_id": "t1"}})
     assert [t["question"] for t in state.values["history"]] == [first.question, second.question]
-    # The second prompt starts with the system text and the first question: the server reuses them.
-    assert second.usage.cached_tokens > 20
+    # A follow-up is rewritten before retrieval, with the same prefix as the answer that follows.
+    rewrite, answer = second.steps
+    assert (rewrite.step, rewrite.effort, answer.step) == ("rewrite", "none", "answer")
+    assert second.search_query
+    # Turn 1's whole system message (instructions and passages) opens turn 2's prompts: cached.
+    first_prompt = first.steps[-1].usage.prompt_tokens
+    assert rewrite.usage.cached_tokens is not None and answer.usage.cached_tokens is not None
+    assert rewrite.usage.cached_tokens >= 0.8 * first_prompt
+    assert answer.usage.cached_tokens >= rewrite.usage.cached_tokens
 
 
 async def test_the_router_decides_each_steps_effort(agent: QAAgent) -> None:
@@ -76,8 +87,64 @@ async def test_another_user_cannot_continue_a_thread(agent: QAAgent) -> None:
         await agent.ask("And backups?", Principal(user="mallory"), thread_id="private")
 
 
-def test_malformed_model_output_is_recovered_and_flagged() -> None:
-    assert _parse_answer('{"answer": "14 characters", "citations": [1]}') == ("14 characters", [1], [])
-    answer, numbers, flags = _parse_answer('{"answer": "14 chara')
-    assert (answer, numbers, flags) == ("14 chara", [], ["malformed_output"])
-    assert _reply("a", [1]) == '{"answer": "a", "citations": [1]}'
+UNSURE = {
+    "claims": [{"quote": "made up", "text": "Maybe five days.", "citations": [1]}],
+    "answerable": False,
+    "confident": False,
+}
+
+
+def _escalation_server(seen: list[dict[str, Any]]) -> httpx.MockTransport:
+    """Answers "none" requests unsure and unsupported, "high" ones by quoting a sentence it was offered,
+    in llama-server's recorded response shape."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if body["reasoning_effort"] == "high":
+            schema = body["response_format"]["json_schema"]["schema"]
+            quote = schema["properties"]["claims"]["items"]["properties"]["quote"]["enum"][0]
+            draft = {
+                "claims": [{"quote": quote, "text": "The passage says so.", "citations": [1]}],
+                "answerable": True,
+                "confident": True,
+            }
+        else:
+            draft = UNSURE
+        message = {"role": "assistant", "content": json.dumps(draft)}
+        usage = {
+            "prompt_tokens": 500,
+            "completion_tokens": 40,
+            "prompt_tokens_details": {"cached_tokens": 450},
+        }
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return httpx.Response(200, json={"choices": [choice], "usage": usage})
+
+    return httpx.MockTransport(handler)
+
+
+async def test_escalation_retries_once_with_high_when_the_none_answer_fails_its_checks(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    Indexer(embedder, store).index([CORPUS], owner="local")
+    seen: list[dict[str, Any]] = []
+    async with ChatClient("http://recorded/v1", transport=_escalation_server(seen)) as client:
+        options = QAOptions(escalate=True)
+        agent = QAAgent(client, Retriever(embedder, store), options=options, router=start_easy)
+        result = await agent.ask("How long is CCTV footage kept?", OPERATOR)
+    store.close()
+    assert [body["reasoning_effort"] for body in seen] == ["none", "high"]
+    assert [s.effort for s in result.steps] == ["none", "high"]
+    assert result.escalated and result.reasoning_effort == "high"
+    assert result.flags[0].startswith("escalated:") and "model_refused" in result.flags[0]
+    assert not result.refused and result.citations and result.citations[0].quote
+    # Without escalation the unsure, unsupported answer is a refusal from one model call.
+    seen.clear()
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    async with ChatClient("http://recorded/v1", transport=_escalation_server(seen)) as client:
+        agent = QAAgent(client, Retriever(embedder, store), router=start_easy)
+        result = await agent.ask("How long is CCTV footage kept?", OPERATOR)
+    store.close()
+    assert len(seen) == 1 and result.refused and not result.escalated
+    assert {"model_refused", "unverified_quote:1"} <= set(result.flags)

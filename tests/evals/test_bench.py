@@ -80,3 +80,37 @@ async def test_agent_overhead_bench(llm_url: str) -> None:
 
     report = await overhead(llm_url, CORPUS, 2)
     assert report["questions"] == 2 and 0 <= report["overhead_share_mean"] < 1  # type: ignore[operator]
+
+
+def _mistral_v15(effort: str) -> str:
+    """Mistral Small 4's rendering of template_probe.MESSAGES, per mistral-common's v15 template."""
+    return (
+        "<s>[SYSTEM_PROMPT]SYSTEM-MARKER static instructions.[/SYSTEM_PROMPT]"
+        f'[MODEL_SETTINGS]{{"reasoning_effort": "{effort}"}}[/MODEL_SETTINGS]'
+        "[INST]FIRST-USER-MARKER question one[/INST]ASSISTANT-MARKER answer one</s>"
+        "[INST]LAST-USER-MARKER question two[/INST]"
+    )
+
+
+def test_template_probe_finds_where_mistral_puts_the_effort() -> None:
+    from evals.bench.template_probe import _first_difference, _region
+
+    none, high = _mistral_v15("none"), _mistral_v15("high")
+    offset = _first_difference([none], [high])
+    assert offset is not None and none[:offset].endswith('{"reasoning_effort": "')
+    assert _region(none, offset) == "after system message starts"
+    assert _first_difference([none], [none]) is None
+
+
+@pytest.mark.llm
+async def test_template_probe_runs_against_the_local_server(llm_url: str) -> None:
+    from evals.bench.template_probe import measure as probe
+
+    report = await probe(llm_url)
+    assert report["api"] == "apply-template"
+    # SmolLM2's ChatML template ignores the effort: switching it never costs the local cache.
+    assert report["reasoning_effort_high"] == {
+        "first_difference": None,
+        "region": "identical",
+        "breaks_cache_before_last_user_message": False,
+    }
