@@ -1,6 +1,7 @@
 """Bastion's agents, built in LangGraph on `serving` and `retrieval`."""
 
 from agents._citations import Citation
+from agents._code import CodeAgent, CodeCitation, CodeOptions, CodeResult, RetrieverFactory
 from agents._errors import AgentError, ThreadAccessError
 from agents._learned_router import (
     LabelledStep,
@@ -11,17 +12,24 @@ from agents._learned_router import (
     train,
 )
 from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
+from agents._repo import RepoFile, scan
 from agents._router import RouteDecision, Router, Step, StepRecord, route_effort, start_easy
 
 __all__ = [
     "REFUSAL",
     "AgentError",
     "Citation",
+    "CodeAgent",
+    "CodeCitation",
+    "CodeOptions",
+    "CodeResult",
     "LabelledStep",
     "LearnedRouter",
     "QAAgent",
     "QAOptions",
     "QAResult",
+    "RepoFile",
+    "RetrieverFactory",
     "RouteDecision",
     "Router",
     "RouterModel",
@@ -31,6 +39,7 @@ __all__ = [
     "default_labels",
     "read_labels",
     "route_effort",
+    "scan",
     "start_easy",
     "train",
 ]

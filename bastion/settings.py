@@ -86,6 +86,11 @@ class AgentSettings(_Section):
             "answer fails its checks"
         ),
     )
+    context_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="the coding assistant's context budget; unset asks the server (262144: Mistral Small 4)",
+    )
 
 
 class Settings(BaseSettings):

@@ -16,12 +16,23 @@ from pathlib import Path
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from qdrant_client import QdrantClient
 
-from agents import LearnedRouter, QAAgent, QAOptions, Router, route_effort, start_easy
+from agents import (
+    CodeAgent,
+    CodeOptions,
+    LearnedRouter,
+    QAAgent,
+    QAOptions,
+    RepoFile,
+    Router,
+    route_effort,
+    start_easy,
+)
 from bastion.errors import ConfigError
 from bastion.settings import Settings
 from retrieval import (
     EdgeStore,
     Embedder,
+    Indexer,
     Manifest,
     QdrantStore,
     Retriever,
@@ -39,6 +50,7 @@ from serving import (
     ensure_model,
     llama_server_path,
     model_path,
+    probe,
 )
 
 Say = Callable[[str], None]
@@ -163,14 +175,55 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
                 max_tokens=settings.model.max_tokens,
                 temperature=settings.model.temperature,
             )
-            router: Router = route_effort
-            if strategy == "learned":
-                router = LearnedRouter.load(router_path(settings), embedder)
-            elif strategy == "escalate":
-                router = start_easy
             yield QAAgent(
-                client, Retriever(embedder, store), options=options, checkpointer=saver, router=router
+                client,
+                Retriever(embedder, store),
+                options=options,
+                checkpointer=saver,
+                router=make_router(settings, embedder),
             )
+
+
+def make_router(settings: Settings, embedder: Embedder) -> Router:
+    strategy = settings.agent.router
+    if strategy == "learned":
+        return LearnedRouter.load(router_path(settings), embedder)
+    return start_easy if strategy == "escalate" else route_effort
+
+
+@asynccontextmanager
+async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
+    """The coding assistant; map mode indexes a too-large repository's code in memory, per process."""
+    embedder = make_embedder(settings)
+    url = model_url(settings, say)
+    threads = settings.data_dir / "threads.sqlite"
+    threads.parent.mkdir(parents=True, exist_ok=True)
+
+    def code_retriever(root: Path, files: dict[str, RepoFile], owner: str) -> Retriever:
+        say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
+        store = QdrantStore.in_memory(dimension=embedder.dimension)
+        Indexer(embedder, store).index([root / path for path in files], owner=owner)
+        return Retriever(embedder, store)
+
+    async with (
+        chat_client(settings, url) as client,
+        AsyncSqliteSaver.from_conn_string(str(threads)) as saver,
+    ):
+        context = settings.agent.context_tokens
+        if context is None:
+            context = (await probe(client, smoke=False)).context_length or CodeOptions().context_tokens
+        options = CodeOptions(
+            context_tokens=context,
+            max_tokens=settings.model.max_tokens,
+            temperature=settings.model.temperature,
+        )
+        yield CodeAgent(
+            client,
+            options=options,
+            checkpointer=saver,
+            router=make_router(settings, embedder),
+            retriever_for=code_retriever,
+        )
 
 
 def router_path(settings: Settings) -> Path:

@@ -124,6 +124,34 @@ class ChatClient:
             return False
         return response.status_code == 200
 
+    async def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by the server's own tokenizer, without special tokens.
+
+        llama-server answers `POST /tokenize` with the ids; SGLang answers `POST /v1/tokenize` with a
+        count. Budgets for long prompts (a packed repository) must use this rather than a guess.
+        """
+        root = self.server_root
+        try:
+            response = await self._http.post(f"{root}/tokenize", json={"content": text, "add_special": False})
+            if response.status_code == 404:
+                response = await self._http.post(
+                    f"{root}/v1/tokenize", json={"prompt": text, "add_special_tokens": False}
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._connect_error(exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout_error(exc) from exc
+        except httpx.HTTPError as exc:
+            raise ServingError(f"Tokenizing with {root} failed: {exc}") from exc
+        if response.status_code >= 400:
+            raise self._status_error(response)
+        data = _json(response)
+        if "count" in data:
+            return int(data["count"])
+        if isinstance(data.get("tokens"), list):
+            return len(data["tokens"])
+        raise ResponseError(f"{root} answered the tokenize request without tokens: {str(data)[:200]}")
+
     async def get(self, path: str, *, root: bool = False) -> httpx.Response:
         """GET a server endpoint (`root=True`: relative to the server root, e.g. /health, /metrics)."""
         url = f"{self.server_root if root else self.base_url}{path}"

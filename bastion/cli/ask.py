@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from agents import QAResult
+from agents import CodeResult, QAResult
 from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, out, principal, run, say
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
-from bastion.wiring import qa_agent
+from bastion.wiring import code_agent, qa_agent
 from retrieval import Principal
 
 
 def ask(
     ctx: typer.Context,
     question: str = typer.Argument(..., help="The question."),
+    agent: str = typer.Option(
+        "qa", "--agent", help="qa: the indexed documents; code: a repository (--repo)."
+    ),
+    repo: Path | None = typer.Option(None, "--repo", help="The repository the code agent reads."),
     thread: str | None = typer.Option(None, "--thread", help="Continue this conversation thread."),
     user: str | None = USER_OPTION,
     groups: str | None = GROUPS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Answer QUESTION from the documents this user may read, citing them."""
+    """Answer QUESTION from the documents this user may read (or from a repository), citing them."""
     s = get_settings(ctx)
     who = principal(s, user, groups)
     if not question.strip():
         raise typer.BadParameter("the question is empty", param_hint="QUESTION")
+    if agent not in ("qa", "code"):
+        raise typer.BadParameter(f"unknown agent {agent!r}: use qa or code", param_hint="--agent")
+    if agent == "code":
+        if repo is None or not repo.is_dir():
+            raise typer.BadParameter(
+                "the code agent needs --repo FOLDER (an existing folder)", param_hint="--repo"
+            )
+        code = run(ask_code(s, question, repo, who, thread))
+        if as_json:
+            out.print_json(code.model_dump_json())
+        else:
+            print_code_result(code)
+            say(f"Continue this conversation with --thread {code.thread_id}")
+        return
+    if repo is not None:
+        raise typer.BadParameter("--repo only goes with --agent code", param_hint="--repo")
     result = run(ask_once(s, question, who, thread))
     if as_json:
         out.print_json(result.model_dump_json())
     else:
         print_result(result)
         say(f"Continue this conversation with --thread {result.thread_id}")
+
+
+async def ask_code(s: Settings, question: str, repo: Path, who: Principal, thread: str | None) -> CodeResult:
+    async with code_agent(s, say) as agent:
+        return await agent.ask(question, repo, who, thread_id=thread)
+
+
+def print_code_result(result: CodeResult) -> None:
+    out.print(f"[bold]{result.answer}[/bold]")
+    for c in result.citations:
+        first = c.text.splitlines()[0].strip() if c.text.strip() else ""
+        out.print(f"  [cyan]{c.path}:{c.start_line}-{c.end_line}[/cyan] [dim]{first[:100]}[/dim]")
+    for flag in result.flags:
+        out.print(f"  [yellow]warning:[/yellow] {_CODE_FLAG_TEXT.get(flag.split(':')[0], flag)}")
+    u = result.usage
+    cached = "unknown" if u.cached_tokens is None else u.cached_tokens
+    how = (
+        f"{result.packed_files} files packed whole"
+        if result.mode == "whole"
+        else "repository map + retrieval"
+    )
+    out.print(
+        f"[dim]{how}{' (repacked)' if result.repacked else ''} · effort {result.reasoning_effort} · "
+        f"prompt {u.prompt_tokens} tokens, {cached} cached · completion {u.completion_tokens} · "
+        f"total {result.timings.get('total_ms', 0):.0f} ms[/dim]"
+    )
+
+
+_CODE_FLAG_TEXT = {
+    "uncited": "the answer cites no existing file and line range",
+    "dropped_citations": "citations of lines that do not exist were removed",
+    "model_unsure": "the model said it is not sure of this answer",
+    "malformed_output": "the model did not return the expected JSON",
+    "truncated": "the answer hit the token limit and may be cut short",
+}
 
 
 async def ask_once(s: Settings, question: str, who: Principal, thread: str | None) -> QAResult:
