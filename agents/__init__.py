@@ -1,6 +1,7 @@
 """Bastion's agents, built in LangGraph on `serving` and `retrieval`."""
 
 from agents._citations import Citation
+from agents._claims import answer_schema
 from agents._code import CodeAgent, CodeCitation, CodeOptions, CodeResult, RetrieverFactory
 from agents._errors import AgentError, ThreadAccessError
 from agents._learned_router import (
@@ -36,6 +37,7 @@ __all__ = [
     "Step",
     "StepRecord",
     "ThreadAccessError",
+    "answer_schema",
     "default_labels",
     "read_labels",
     "route_effort",

@@ -45,7 +45,9 @@ class CodeOptions(BaseModel):
     reserve_tokens: int = 1536  # room for the transcript, the question and the answer
     max_tokens: int = 320
     temperature: float = 0.0
-    repack_share: float = 0.3  # repack when appended changes exceed this share of the pack
+    # Repack when the appended changes (stale versions stay in the prefix) outgrow this share of the
+    # pack, or when pack and changes together would no longer fit the budget.
+    repack_share: float = 1.0
     top_k: int = 4  # code chunks per turn in map mode
 
 
@@ -86,6 +88,7 @@ class _State(TypedDict, total=False):
     turns: list[str]  # each turn's transcript, kept to re-append after a repack
     packed: dict[str, str]  # path → sha256 of each file as the prompt now shows it
     pack_chars: int
+    pack_tokens: int
     delta_chars: int
     mode: Literal["whole", "map"]
     repacked: bool
@@ -198,7 +201,10 @@ class CodeAgent:
         if log and packed is not None and state.get("mode") == "whole":
             delta, current = delta_text(packed, files)
             delta_chars = state.get("delta_chars", 0) + len(delta)
-            if delta_chars <= self.options.repack_share * state.get("pack_chars", 0):
+            pack_chars = state.get("pack_chars", 0) or 1
+            budget = self.options.context_tokens - self.options.reserve_tokens
+            estimate = state.get("pack_tokens", 0) * (pack_chars + delta_chars) / pack_chars
+            if delta_chars <= self.options.repack_share * pack_chars and estimate <= budget:
                 if delta:
                     update = {"log": [*log, delta], "packed": current, "delta_chars": delta_chars}
                 return {**update, "timings": {"context_ms": (time.perf_counter() - started) * 1000}}
@@ -222,6 +228,7 @@ class CodeAgent:
                 "log": [text],
                 "packed": packed,
                 "pack_chars": len(text),
+                "pack_tokens": tokens,
                 "delta_chars": 0,
                 "mode": "whole",
             }

@@ -1,6 +1,6 @@
 """Talking to the model server: an async OpenAI-compatible client, and the local llama-server."""
 
-from serving._client import ChatClient, RetryPolicy
+from serving._client import KEEPALIVE_EXPIRY_S, ChatClient, RetryPolicy
 from serving._errors import (
     BadRequestError,
     CapabilityError,
@@ -40,6 +40,7 @@ from serving._types import (
 )
 
 __all__ = [
+    "KEEPALIVE_EXPIRY_S",
     "PROFILES",
     "BadRequestError",
     "CapabilityError",

@@ -1,73 +1,239 @@
-"""Prefix-cache reuse of the QA agent's prompt layout over a scripted conversation.
+"""Prefix-cache reuse over 10-turn sessions: Bastion's prompt layout versus a naive one, in one run.
 
-    python -m evals.bench.cache_reuse --url http://127.0.0.1:PORT/v1 [--corpus examples/corpus]
+    python -m evals.bench.cache_reuse --url http://127.0.0.1:PORT/v1 [--corpus examples/corpus] [--turns 10]
 
-Prints one JSON object: per turn the prompt and cached tokens the server reported, and the share of
-prompt tokens served from cache over the follow-up turns. Compare runs by that share, not by seconds.
+Two sessions, each run twice against the same server:
+- compliance QA over the corpus: Bastion's QAAgent (one growing system message: instructions,
+  then per turn its new passages, question and answer) versus the layout several chat front ends
+  use — this turn's retrieved passages in the system prompt, then the conversation as messages;
+- the coding assistant over a small repository (a few of Bastion's own modules copied to a
+  temporary folder; one file changes half-way): Bastion's CodeAgent (packed repository, appended
+  deltas) versus the naive layout with this turn's most relevant files in the system prompt.
+
+Every model call is streamed, so each turn reports prompt and cached tokens as the server counted
+them and the time to first token. The figure of merit is the share of prompt tokens served from
+cache on follow-up turns (target ≥ 0.9 for Bastion); compare seconds only within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
+import re
+import shutil
+import statistics
+import tempfile
+import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents import QAAgent
-from evals.bench._common import indexed_corpus
-from retrieval import Principal
-from serving import ChatClient
+from agents import CodeAgent, QAAgent, answer_schema
+from evals.bench._common import emit, indexed_corpus, log
+from retrieval import Principal, Retriever
+from serving import ChatClient, ChatRequest, ChatResult, Message, StreamEvent, Usage
 
-TURNS = [
+ROOT = Path(__file__).resolve().parents[2]
+ME = Principal(user="bench")
+
+QA_TURNS = [
     "How many days per year may staff work from abroad?",
     "Who has to approve a stay abroad?",
     "What is the minimum password length?",
+    "How often must passwords be changed?",
     "How long is CCTV footage kept?",
     "How soon must response begin for a SEV2 incident?",
+    "Who must be told about a data breach?",
+    "How many days of annual leave do staff get?",
+    "Can unused leave be carried over?",
+    "Which documents are confidential?",
 ]
+CODE_FILES = ["agents/_router.py", "agents/_citations.py", "agents/_prompts.py", "serving/_errors.py"]
+CODE_TURNS = [
+    "Which function decides the reasoning effort for a question?",
+    "What makes a question hard according to the rules?",
+    "Which error is raised when a prompt is too long for the context?",
+    "How are prompt templates rendered, and what happens when a variable is missing?",
+    "What does a Citation record?",
+    "Which step types are easy by nature?",
+    "How is the usage of a turn added up?",
+    "What does start_easy return?",
+    "Which errors does the serving layer define?",
+    "Where is LONG_QUESTION_WORDS used?",
+]
+CHANGE_AT = 5  # the code session edits a file before this turn
 
 
-async def measure(url: str, corpus: Path) -> dict[str, object]:
-    with indexed_corpus(corpus) as (retriever, _):
-        async with ChatClient(url) as client:
-            agent = QAAgent(client, retriever, checkpointer=InMemorySaver())
-            thread = uuid.uuid4().hex
-            results = [await agent.ask(q, Principal(user="bench"), thread_id=thread) for q in TURNS]
-    turns = [
-        {
-            "question": r.question,
-            "prompt_tokens": r.usage.prompt_tokens,
-            "cached_tokens": r.usage.cached_tokens,
-        }
-        for r in results
-    ]
-    follow_prompt = sum(r.usage.prompt_tokens for r in results[1:])
-    follow_cached = sum(r.usage.cached_tokens or 0 for r in results[1:])
+class TimedClient(ChatClient):
+    """Streams every completion to time its first token; records (usage, ttft_ms) per call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[Usage, float]] = []
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        started = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        usage, finish = Usage(), None
+        events: AsyncIterator[StreamEvent] = self.stream(request)
+        async for event in events:
+            if event.content:
+                first = first or time.perf_counter()
+                parts.append(event.content)
+            usage = event.usage or usage
+            finish = event.finish_reason or finish
+        ended = time.perf_counter()
+        self.calls.append((usage, ((first or ended) - started) * 1000))
+        return ChatResult(
+            content="".join(parts), finish_reason=finish, usage=usage, latency_ms=(ended - started) * 1000
+        )
+
+
+def _turn(usage: Usage, ttft_ms: float) -> dict[str, Any]:
     return {
-        "benchmark": "cache_reuse",
-        "turns": turns,
-        "follow_up_prompt_tokens": follow_prompt,
-        "follow_up_cached_tokens": follow_cached,
-        "follow_up_cached_share": round(follow_cached / follow_prompt, 4) if follow_prompt else None,
+        "prompt_tokens": usage.prompt_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "ttft_ms": round(ttft_ms, 1),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _summary(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    follow = turns[1:]
+    prompt = sum(t["prompt_tokens"] for t in follow)
+    cached = sum(t["cached_tokens"] or 0 for t in follow)
+    return {
+        "turns": turns,
+        "follow_up_prompt_tokens": prompt,
+        "follow_up_cached_tokens": cached,
+        "follow_up_cached_share": round(cached / prompt, 4) if prompt else None,
+        "follow_up_median_ttft_ms": round(statistics.median(t["ttft_ms"] for t in follow), 1)
+        if follow
+        else None,
+    }
+
+
+async def _qa_bastion(
+    client: TimedClient, retriever: Retriever, questions: list[str]
+) -> list[dict[str, Any]]:
+    agent = QAAgent(client, retriever, checkpointer=InMemorySaver())
+    thread = uuid.uuid4().hex
+    turns = []
+    for question in questions:
+        client.calls.clear()
+        await agent.ask(question, ME, thread_id=thread)
+        usage, ttft = client.calls[-1]  # the answer call (a follow-up's rewrite comes first)
+        turns.append({**_turn(usage, ttft), "model_calls": len(client.calls)})
+    return turns
+
+
+async def _qa_naive(client: TimedClient, retriever: Retriever, questions: list[str]) -> list[dict[str, Any]]:
+    history: list[Message] = []
+    turns = []
+    for question in questions:
+        hits = await asyncio.to_thread(retriever.search, question, ME, limit=3)
+        passages = {n: h.chunk for n, h in enumerate(hits, start=1)}
+        block = "\n\n".join(f"[{n}] {c.title}\n{c.text}" for n, c in passages.items())
+        system = f"You answer questions only from these numbered passages.\n\n{block}"
+        request = ChatRequest(
+            messages=[
+                Message(role="system", content=system),
+                *history,
+                Message(role="user", content=question),
+            ],
+            max_tokens=320,
+            temperature=0.0,
+            response_format=answer_schema(passages) if passages else None,
+        )
+        client.calls.clear()
+        result = await client.complete(request)
+        turns.append(_turn(*client.calls[-1]))
+        history += [Message(role="user", content=question), Message(role="assistant", content=result.content)]
+    return turns
+
+
+def _copy_repo(target: Path) -> Path:
+    for name in CODE_FILES:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, target / name)
+    return target
+
+
+def _edit(repo: Path) -> None:
+    path = repo / CODE_FILES[0]
+    path.write_text(path.read_text() + "\n\nBENCH_MARKER = 1  # an edit between turns\n")
+
+
+async def _code_bastion(client: TimedClient, repo: Path, questions: list[str]) -> list[dict[str, Any]]:
+    agent = CodeAgent(client, checkpointer=InMemorySaver())
+    thread = uuid.uuid4().hex
+    turns = []
+    for i, question in enumerate(questions):
+        if i == CHANGE_AT:
+            _edit(repo)
+        client.calls.clear()
+        result = await agent.ask(question, repo, ME, thread_id=thread)
+        turns.append({**_turn(*client.calls[-1]), "mode": result.mode, "repacked": result.repacked})
+    return turns
+
+
+async def _code_naive(client: TimedClient, repo: Path, questions: list[str]) -> list[dict[str, Any]]:
+    history: list[Message] = []
+    turns = []
+    for i, question in enumerate(questions):
+        if i == CHANGE_AT:
+            _edit(repo)
+        words = set(re.findall(r"[a-z_]{3,}", question.lower()))
+        texts = {name: (repo / name).read_text() for name in CODE_FILES}
+        ranked = sorted(texts, key=lambda n: -sum(texts[n].lower().count(w) for w in words))
+        files = "\n\n".join(f"=== {n} ===\n{texts[n]}" for n in ranked[:3])
+        system = f"You are a coding assistant. Answer from these files.\n\n{files}"
+        request = ChatRequest(
+            messages=[
+                Message(role="system", content=system),
+                *history,
+                Message(role="user", content=question),
+            ],
+            max_tokens=320,
+            temperature=0.0,
+        )
+        client.calls.clear()
+        result = await client.complete(request)
+        turns.append(_turn(*client.calls[-1]))
+        history += [Message(role="user", content=question), Message(role="assistant", content=result.content)]
+    return turns
+
+
+async def measure(url: str, corpus: Path, turns: int = 10) -> dict[str, Any]:
+    report: dict[str, Any] = {"benchmark": "cache_reuse", "turns_per_session": turns, "code": {}}
+    async with TimedClient(url) as client:
+        with indexed_corpus(corpus) as (retriever, _):
+            log("QA session, Bastion layout…")
+            bastion = _summary(await _qa_bastion(client, retriever, QA_TURNS[:turns]))
+            log("QA session, naive layout…")
+            naive = _summary(await _qa_naive(client, retriever, QA_TURNS[:turns]))
+        report["qa"] = {"bastion": bastion, "naive": naive}
+        for layout, run in (("bastion", _code_bastion), ("naive", _code_naive)):
+            log(f"code session, {layout} layout…")
+            with tempfile.TemporaryDirectory() as folder:
+                summary = _summary(await run(client, _copy_repo(Path(folder)), CODE_TURNS[:turns]))
+            report["code"][layout] = summary
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", required=True, help="OpenAI-compatible base URL ending in /v1")
-    parser.add_argument(
-        "--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "examples" / "corpus"
-    )
+    parser.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus")
+    parser.add_argument("--turns", type=int, default=10)
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(measure(args.url, args.corpus)), indent=2))
-    return 0
+    emit(asyncio.run(measure(args.url, args.corpus, args.turns)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

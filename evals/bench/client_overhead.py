@@ -20,8 +20,7 @@ import time
 import httpx
 
 from evals.bench._common import emit, log
-from serving import ChatClient, ChatRequest, Message
-from serving._client import KEEPALIVE_EXPIRY_S
+from serving import KEEPALIVE_EXPIRY_S, ChatClient, ChatRequest, Message
 
 PROMPT = "Name one colour of the rainbow. Request {i}{side}."
 
