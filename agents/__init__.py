@@ -1,5 +1,6 @@
 """Bastion's agents, built in LangGraph on `serving` and `retrieval`."""
 
+from agents._chat import ChatAgent, ChatEvent, ChatOptions
 from agents._citations import Citation
 from agents._claims import answer_schema
 from agents._code import CodeAgent, CodeCitation, CodeOptions, CodeResult, RetrieverFactory
@@ -19,6 +20,9 @@ from agents._router import RouteDecision, Router, Step, StepRecord, route_effort
 __all__ = [
     "REFUSAL",
     "AgentError",
+    "ChatAgent",
+    "ChatEvent",
+    "ChatOptions",
     "Citation",
     "CodeAgent",
     "CodeCitation",

@@ -48,7 +48,7 @@ def route_effort(question: str) -> RouteDecision:
 
 
 Router = Callable[[str], RouteDecision]
-Step = Literal["rewrite", "answer", "code"]
+Step = Literal["rewrite", "answer", "code", "chat"]
 
 _EASY_STEPS: dict[Step, str] = {"rewrite": "query rewriting is an easy step"}
 

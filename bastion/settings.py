@@ -86,6 +86,13 @@ class AgentSettings(_Section):
             "answer fails its checks"
         ),
     )
+    checkpointer: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="where conversation threads live: <data dir>/threads.sqlite, or Postgres for replicas",
+    )
+    postgres_url: SecretStr | None = Field(
+        default=None, description="postgresql://user:pass@host/db, for checkpointer=postgres"
+    )
     context_tokens: int | None = Field(
         default=None,
         gt=0,

@@ -10,13 +10,16 @@ Data directory layout (everything Bastion writes):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from qdrant_client import QdrantClient
 
 from agents import (
+    ChatAgent,
+    ChatOptions,
     CodeAgent,
     CodeOptions,
     LearnedRouter,
@@ -159,13 +162,8 @@ def chat_client(settings: Settings, url: str) -> ChatClient:
 async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
     embedder = make_embedder(settings)
     url = model_url(settings, say)
-    threads = settings.data_dir / "threads.sqlite"
-    threads.parent.mkdir(parents=True, exist_ok=True)
     with open_store(settings, dimension=embedder.dimension) as store:
-        async with (
-            chat_client(settings, url) as client,
-            AsyncSqliteSaver.from_conn_string(str(threads)) as saver,
-        ):
+        async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
             strategy = settings.agent.router
             options = QAOptions(
                 escalate=strategy == "escalate",
@@ -196,8 +194,6 @@ async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
     """The coding assistant; map mode indexes a too-large repository's code in memory, per process."""
     embedder = make_embedder(settings)
     url = model_url(settings, say)
-    threads = settings.data_dir / "threads.sqlite"
-    threads.parent.mkdir(parents=True, exist_ok=True)
 
     def code_retriever(root: Path, files: dict[str, RepoFile], owner: str) -> Retriever:
         say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
@@ -205,10 +201,7 @@ async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
         Indexer(embedder, store).index([root / path for path in files], owner=owner)
         return Retriever(embedder, store)
 
-    async with (
-        chat_client(settings, url) as client,
-        AsyncSqliteSaver.from_conn_string(str(threads)) as saver,
-    ):
+    async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
         context = settings.agent.context_tokens
         if context is None:
             context = (await probe(client, smoke=False)).context_length or CodeOptions().context_tokens
@@ -228,3 +221,44 @@ async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
 
 def router_path(settings: Settings) -> Path:
     return settings.data_dir / "router.json"
+
+
+@asynccontextmanager
+async def chat_agent(settings: Settings, say: Say) -> AsyncIterator[ChatAgent]:
+    url = model_url(settings, say)
+    router: Router = route_effort
+    if settings.agent.router == "learned":
+        router = LearnedRouter.load(router_path(settings), make_embedder(settings))
+    async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
+        options = ChatOptions(max_tokens=settings.model.max_tokens, temperature=settings.model.temperature)
+        yield ChatAgent(client, options=options, checkpointer=saver, router=router)
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """Where threads persist: SQLite in the data dir, or Postgres when several replicas share them."""
+    a = settings.agent
+    if a.checkpointer == "sqlite":
+        threads = settings.data_dir / "threads.sqlite"
+        threads.parent.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(threads)) as sqlite:
+            yield sqlite
+        return
+    if a.postgres_url is None:
+        raise ConfigError("BASTION_AGENT_CHECKPOINTER=postgres needs BASTION_AGENT_POSTGRES_URL.")
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError as exc:
+        raise ConfigError(
+            "The Postgres checkpointer is not installed: pip install 'bastion[postgres]'."
+        ) from exc
+    async with AsyncExitStack() as stack:
+        try:
+            postgres = await stack.enter_async_context(
+                AsyncPostgresSaver.from_conn_string(a.postgres_url.get_secret_value())
+            )
+            await postgres.setup()  # creates or migrates its tables; safe on every start
+        except psycopg.Error as exc:
+            raise ConfigError(f"Cannot open the Postgres checkpointer: {exc}") from exc
+        yield postgres

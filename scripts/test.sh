@@ -13,6 +13,13 @@ if ! command -v docker-compose >/dev/null && command -v apt-get >/dev/null && [ 
     || echo "test: could not install docker-compose; its validation test will be skipped" >&2
 fi
 
+# PostgreSQL backs the Postgres checkpointer's tests (a throw-away server per run); they skip without it.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1; }) \
+    || echo "test: could not install postgresql; the Postgres checkpointer tests will be skipped" >&2
+fi
+
 echo "test: ruff and mypy"
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1

@@ -11,6 +11,7 @@ import typer
 from bastion.cli import model, router
 from bastion.cli._common import err
 from bastion.cli.ask import ask
+from bastion.cli.chat import chat
 from bastion.cli.demo import demo
 from bastion.cli.index import index, search
 from bastion.errors import BastionError
@@ -28,6 +29,7 @@ app.add_typer(router.app, name="router")
 app.command()(index)
 app.command()(search)
 app.command()(ask)
+app.command()(chat)
 app.command()(demo)
 
 

@@ -187,3 +187,55 @@ def test_model_status_json_when_stopped(tmp_path: Path) -> None:
     done = bastion("model", "status", "--json", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"running": False, "healthy": False}
+
+
+def test_chat_streams_resumes_a_thread_from_another_process_and_shows_it(
+    tmp_path: Path, llm_url: str
+) -> None:
+    first = bastion("chat", "Hello, who are you?", "--json", data_dir=tmp_path, model_url=llm_url)
+    assert first.returncode == 0, first.stderr
+    events = [json.loads(line) for line in first.stdout.splitlines()]
+    assert events[0]["kind"] == "node" and events[0]["node"] == "route"
+    assert any(e["kind"] == "token" for e in events) and events[-1]["kind"] == "done"
+    thread = events[-1]["thread_id"]
+    # Messages on stdin, as a pipe sends them; the thread continues in this new process.
+    second = subprocess.run(
+        [BASTION, "chat", "--thread", thread],
+        input="Thanks.\n/exit\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BASTION_DATA_DIR": str(tmp_path), "BASTION_MODEL_URL": llm_url},
+        timeout=300,
+        check=False,
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"thread {thread}" in second.stderr and "cached" in second.stderr
+    shown = bastion("chat", "--thread", thread, "--history", data_dir=tmp_path, model_url=llm_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "Hello, who are you?" in shown.stdout and "Thanks." in shown.stdout
+    bad = bastion("chat", "--history", data_dir=tmp_path, model_url=llm_url)
+    assert bad.returncode == 2 and "--history needs --thread" in bad.stderr
+
+
+def test_code_agent_from_the_cli(tmp_path: Path, llm_url: str) -> None:
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    done = bastion(
+        "ask",
+        "--agent",
+        "code",
+        "--repo",
+        str(repo),
+        "What does add do?",
+        "--json",
+        data_dir=tmp_path / "data",
+        model_url=llm_url,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["mode"] == "whole" and result["packed_files"] == 1
+    for c in result["citations"]:
+        assert c["path"] == "pkg/calc.py" and 1 <= c["start_line"] <= c["end_line"] <= 2
+    missing = bastion("ask", "--agent", "code", "q", data_dir=tmp_path / "data", model_url=llm_url)
+    assert missing.returncode == 2 and "--repo" in missing.stderr
