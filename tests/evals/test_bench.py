@@ -116,3 +116,15 @@ async def test_template_probe_runs_against_the_local_server(llm_url: str) -> Non
         "region": "identical",
         "breaks_cache_before_last_user_message": False,
     }
+
+
+def test_router_bench_scores_both_strategies_on_held_out_labels() -> None:
+    from agents import default_labels
+    from evals.bench.router import measure as route
+
+    report = route(default_labels(), None, CORPUS)
+    assert report["train"] + report["heldout"] == report["labelled"] == 80
+    for strategy in ("rules", "learned"):
+        scores = report[strategy]
+        assert 0 <= scores["share_high"] <= 1 and 0.5 < scores["accuracy"] <= 1
+    assert "session" not in report  # the model part runs only with --url
