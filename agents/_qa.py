@@ -152,9 +152,13 @@ class QAAgent:
             "timings": {},
         }
         state = await self.graph.ainvoke(turn, config, context=_Context(principal=principal))
-        timings = {**state["timings"], "total_ms": (time.perf_counter() - started) * 1000}
         checked = Checked.model_validate(state["checked"])
         steps = [StepRecord.model_validate(s) for s in state["steps"]]
+        timings = {
+            **state["timings"],
+            "model_ms": sum(s.latency_ms for s in steps),  # every call: rewrite, answer, escalation
+            "total_ms": (time.perf_counter() - started) * 1000,
+        }
         return QAResult(
             thread_id=thread_id,
             question=question,

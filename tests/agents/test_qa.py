@@ -45,7 +45,8 @@ async def test_answer_cites_retrieved_passages_verbatim(agent: QAAgent) -> None:
     assert result.reasoning_effort == "none"
     assert [s.step for s in result.steps] == ["answer"]
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
-    assert {"retrieve_ms", "generate_ms", "total_ms"} <= result.timings.keys()
+    assert {"retrieve_ms", "generate_ms", "model_ms", "total_ms"} <= result.timings.keys()
+    assert result.timings["model_ms"] == pytest.approx(sum(s.latency_ms for s in result.steps))
 
 
 async def test_a_user_without_access_is_refused_without_calling_the_model(agent: QAAgent) -> None:
