@@ -4,6 +4,8 @@ Data directory layout (everything Bastion writes):
     <data_dir>/index/edge/        the Qdrant Edge shard (store=edge)
     <data_dir>/index/qdrant/      qdrant-client's local mode (store=qdrant without a URL)
     <data_dir>/threads.sqlite     LangGraph checkpoints: conversation threads
+    <data_dir>/keys.sqlite        API keys (hashed)
+    <data_dir>/audit.sqlite       the hash-chained audit log
     <data_dir>/server/            the local llama-server's state file, lock and log
 """
 
@@ -30,7 +32,9 @@ from agents import (
     route_effort,
     start_easy,
 )
+from bastion.audit import AuditLog
 from bastion.errors import ConfigError
+from bastion.keys import KeyStore
 from bastion.settings import Settings
 from retrieval import (
     EdgeStore,
@@ -262,3 +266,21 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         except psycopg.Error as exc:
             raise ConfigError(f"Cannot open the Postgres checkpointer: {exc}") from exc
         yield postgres
+
+
+@contextmanager
+def key_store(settings: Settings) -> Iterator[KeyStore]:
+    keys = KeyStore(settings.data_dir / "keys.sqlite")
+    try:
+        yield keys
+    finally:
+        keys.close()
+
+
+@contextmanager
+def audit_log(settings: Settings) -> Iterator[AuditLog]:
+    log = AuditLog(settings.data_dir / "audit.sqlite")
+    try:
+        yield log
+    finally:
+        log.close()

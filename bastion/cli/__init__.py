@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bastion.cli import model, router
+from bastion.cli import audit, keys, model, router
 from bastion.cli._common import err
 from bastion.cli.ask import ask
 from bastion.cli.chat import chat
@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(model.app, name="model")
 app.add_typer(router.app, name="router")
+app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.command()(index)
 app.command()(search)
 app.command()(ask)
