@@ -183,7 +183,8 @@ def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str) -> Checked:
     if not draft.answerable or not draft.confident:
         flags.append("model_unsure")
     numbers = list(dict.fromkeys(n for c in kept for n in c.citations))
-    quotes = {n: c.quote for c in kept for n in c.citations if c.quote}
+    # A claim may cite several passages; its quote belongs only to those that contain it.
+    quotes = {n: c.quote for c in kept for n in c.citations if c.quote and normalise(c.quote) in texts[n]}
     citations = [citation_of(n, passages[n], quotes.get(n)) for n in numbers]
     answer = " ".join(_with_markers(c) for c in kept)
     return Checked(answer=answer, claims=kept, citations=citations, refused=False, flags=flags)
