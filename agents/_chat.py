@@ -15,11 +15,13 @@ import operator
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
 from agents._errors import ThreadAccessError
@@ -58,6 +60,11 @@ class ChatEvent(BaseModel):
     elapsed_ms: float | None = None
 
 
+@dataclass(frozen=True)
+class _Context:
+    cache_salt: str | None = None
+
+
 class _Turn(TypedDict):
     user: str
     assistant: str
@@ -85,7 +92,7 @@ class ChatAgent:
         self.client = client
         self.options = options or ChatOptions()
         self.router = router
-        graph = StateGraph(_State)
+        graph = StateGraph(_State, context_schema=_Context)
         graph.add_node("route", self._route)
         graph.add_node("respond", self._respond)
         graph.add_node("finish", self._finish)
@@ -96,9 +103,15 @@ class ChatAgent:
         self.graph = graph.compile(checkpointer=checkpointer)
 
     async def stream(
-        self, message: str, principal: Principal, *, thread_id: str | None = None
+        self,
+        message: str,
+        principal: Principal,
+        *,
+        thread_id: str | None = None,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[ChatEvent]:
-        """One turn: node events and reply tokens as they happen, then a `done` event."""
+        """One turn: node events and reply tokens as they happen, then a `done` event. `cache_salt`
+        keeps this caller's prompts out of other tenants' prefix cache on SGLang."""
         message = message.strip()
         if not message:
             raise ValueError("the message is empty")
@@ -111,7 +124,10 @@ class ChatAgent:
         started = time.perf_counter()
         turn: _State = {"message": message, "owner": principal.user}
         step: StepRecord | None = None
-        async for mode, chunk in self.graph.astream(turn, config, stream_mode=["custom", "updates"]):
+        context = _Context(cache_salt=cache_salt)
+        async for mode, chunk in self.graph.astream(
+            turn, config, context=context, stream_mode=["custom", "updates"]
+        ):
             if mode == "custom":
                 yield ChatEvent.model_validate(chunk)
                 continue
@@ -144,7 +160,7 @@ class ChatAgent:
         decision = await asyncio.to_thread(self.router, state["message"])
         return {"effort": decision.effort, "effort_reason": decision.reason}
 
-    async def _respond(self, state: _State) -> dict[str, Any]:
+    async def _respond(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
         write = get_stream_writer()
         decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
         request = ChatRequest(
@@ -152,6 +168,7 @@ class ChatAgent:
             reasoning_effort=decision.effort,
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
+            cache_salt=runtime.context.cache_salt,
         )
         parts: list[str] = []
         usage, started = Usage(), time.perf_counter()

@@ -93,6 +93,7 @@ class _State(TypedDict, total=False):
 @dataclass(frozen=True)
 class _Context:
     principal: Principal
+    cache_salt: str | None = None
 
 
 class QAAgent:
@@ -127,7 +128,16 @@ class QAAgent:
         graph.add_edge("finish", END)
         self.graph = graph.compile(checkpointer=checkpointer)
 
-    async def ask(self, question: str, principal: Principal, *, thread_id: str | None = None) -> QAResult:
+    async def ask(
+        self,
+        question: str,
+        principal: Principal,
+        *,
+        thread_id: str | None = None,
+        cache_salt: str | None = None,
+    ) -> QAResult:
+        """Answer one question for `principal` in a thread. `cache_salt` keeps this caller's prompts out
+        of other tenants' prefix cache on SGLang (`ChatRequest.cache_salt`)."""
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -151,7 +161,8 @@ class QAAgent:
             "introduced": [],
             "timings": {},
         }
-        state = await self.graph.ainvoke(turn, config, context=_Context(principal=principal))
+        context = _Context(principal=principal, cache_salt=cache_salt)
+        state = await self.graph.ainvoke(turn, config, context=context)
         checked = Checked.model_validate(state["checked"])
         steps = [StepRecord.model_validate(s) for s in state["steps"]]
         timings = {
@@ -181,7 +192,7 @@ class QAAgent:
         decision = await asyncio.to_thread(decide, self.router, "answer", state["question"])
         return {"effort": decision.effort, "effort_reason": decision.reason}
 
-    async def _rewrite(self, state: _State) -> dict[str, Any]:
+    async def _rewrite(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
         """A follow-up leans on the conversation ("and for contractors?"): spell it out for retrieval."""
         decision = decide(self.router, "rewrite", state["question"])
         messages = [
@@ -195,6 +206,7 @@ class QAAgent:
                 max_tokens=64,
                 temperature=0.0,
                 response_format=_REWRITE_SCHEMA,
+                cache_salt=runtime.context.cache_salt,
             )
         )
         try:
@@ -253,7 +265,7 @@ class QAAgent:
             "timings": {**state["timings"], "retrieve_ms": elapsed},
         }
 
-    async def _answer(self, state: _State) -> dict[str, Any]:
+    async def _answer(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
         if not state["retrieved"]:
             return {"draft": ""}
         decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
@@ -266,6 +278,7 @@ class QAAgent:
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
             response_format=answer_schema(self._shown_passages(state)),
+            cache_salt=runtime.context.cache_salt,
         )
         result = await self.client.complete(request)
         flags = ["truncated"] if result.finish_reason == "length" else []

@@ -100,6 +100,18 @@ class AgentSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """`bastion api`: the HTTP service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    cache_salt: Literal["group", "user", "none"] = Field(
+        default="group",
+        description="who may share the model server's KV cache: the same groups, one user, or everyone",
+    )
+    audit_text: bool = Field(default=True, description="keep question texts in the audit log (hashes always)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BASTION_",
@@ -116,6 +128,7 @@ class Settings(BaseSettings):
     local: LocalSettings = LocalSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     agent: AgentSettings = AgentSettings()
+    api: ApiSettings = ApiSettings()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ import typer
 
 from bastion.cli import audit, keys, model, router
 from bastion.cli._common import err
+from bastion.cli.api import api
 from bastion.cli.ask import ask
 from bastion.cli.chat import chat
 from bastion.cli.demo import demo
@@ -33,6 +34,7 @@ app.command()(search)
 app.command()(ask)
 app.command()(chat)
 app.command()(demo)
+app.command()(api)
 
 
 @app.callback()

@@ -1,0 +1,5 @@
+"""Bastion's HTTP service: `create_app(settings)` builds the FastAPI application `bastion api` serves."""
+
+from bastion.api._app import Services, cache_salt, create_app, open_services
+
+__all__ = ["Services", "cache_salt", "create_app", "open_services"]

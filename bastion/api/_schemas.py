@@ -1,0 +1,123 @@
+"""The wire shapes of the HTTP API: OpenAI's chat-completions subset that clients send and read, and
+Bastion's own search request. Unknown request fields are ignored, as OpenAI-compatible servers do."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from retrieval import SearchMode
+
+AGENTS = ("bastion-qa", "bastion-chat")
+
+
+class WireMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text; image and other parts are not read by these agents."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content or [] if p.get("type") == "text")
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[WireMessage] = Field(min_length=1)
+    stream: bool = False
+    # OpenAI's own scale; anything but "none" lets the router choose up to "high".
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, model: str) -> str:
+        if model not in AGENTS:
+            raise ValueError(f"unknown model {model!r}: use one of {', '.join(AGENTS)}")
+        return model
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, messages: list[WireMessage]) -> list[WireMessage]:
+        if messages[-1].role != "user" or not messages[-1].text.strip():
+            raise ValueError("the last message must be a non-empty user message")
+        return messages
+
+
+def conversation_key(user: str, messages: list[WireMessage]) -> str:
+    """Identifies a conversation by who holds it and everything said so far, so a client that
+    re-sends the whole history (as OpenAI clients do) continues the same Bastion thread."""
+    said = [[m.role, m.text] for m in messages if m.role in ("user", "assistant")]
+    return hashlib.sha256(json.dumps([user, said], ensure_ascii=False).encode()).hexdigest()
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def usage_json(prompt: int, completion: int, cached: int | None) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
+
+
+def completion_json(
+    cid: str, model: str, content: str, usage: dict[str, Any], extension: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": usage,
+        "bastion": extension,
+    }
+
+
+def chunk_json(
+    cid: str,
+    model: str,
+    delta: dict[str, Any],
+    *,
+    finish: str | None = None,
+    usage: dict[str, Any] | None = None,
+    extension: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    chunk: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage is not None:
+        chunk["usage"] = usage
+    if extension is not None:
+        chunk["bastion"] = extension
+    return chunk
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000)
+    limit: int = Field(default=5, ge=1, le=100)
+    mode: SearchMode = "hybrid"

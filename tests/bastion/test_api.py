@@ -1,0 +1,204 @@
+"""`bastion api` as clients meet it: a real server process on the real local stack, driven by the
+`openai` Python client and plain httpx. Keys decide who is asking; nothing else does."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from bastion.api import cache_salt
+from bastion.keys import KeyInfo
+from bastion.settings import Settings
+from tests.bastion.test_cli import bastion
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.llm
+BASTION = str(Path(sys.executable).with_name("bastion"))
+
+
+class Api:
+    def __init__(self, url: str, data_dir: Path, keys: dict[str, str]) -> None:
+        self.url, self.data_dir, self.keys = url, data_dir, keys
+
+    def client(self, who: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys.get(who, who), max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Iterator[Api]:
+    data_dir = tmp_path_factory.mktemp("api-data")
+    assert bastion("index", str(CORPUS), "--groups", "staff", data_dir=data_dir).returncode == 0
+    keys = {}
+    for user, groups in (("alice", "staff"), ("mallory", "contractors"), ("gone", "staff")):
+        made = bastion("keys", "create", "--user", user, "--groups", groups, "--json", data_dir=data_dir)
+        keys[user] = json.loads(made.stdout)["key"]
+        keys[user + "_id"] = json.loads(made.stdout)["key_id"]
+    assert bastion("keys", "revoke", keys["gone_id"], data_dir=data_dir).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_MODEL_URL": llm_url}
+    log = (data_dir / "api.log").open("w")
+    process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, (data_dir / "api.log").read_text()
+            time.sleep(0.5)
+        else:
+            pytest.fail("the API did not become ready:\n" + (data_dir / "api.log").read_text())
+        yield Api(url, data_dir, keys)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _extension(response: Any) -> dict[str, Any]:
+    extra: dict[str, Any] = response.model_extra or {}
+    return dict(extra["bastion"])
+
+
+def test_health_readiness_and_the_openapi_schema_need_no_key(api: Api) -> None:
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{api.url}/readyz").json()
+    assert ready["ready"] and ready["chunks"] > 0
+    schema = httpx.get(f"{api.url}/openapi.json").json()
+    assert {"/v1/chat/completions", "/v1/models", "/v1/search"} <= schema["paths"].keys()
+
+
+def test_missing_wrong_and_revoked_keys_get_401(api: Api) -> None:
+    assert httpx.get(f"{api.url}/v1/models").status_code == 401
+    for key in ("not-a-key", api.keys["gone"], api.keys["alice"][:-2] + "xx"):
+        with pytest.raises(openai.AuthenticationError):
+            api.client(key).models.list()
+    assert [m.id for m in api.client("alice").models.list()] == ["bastion-qa", "bastion-chat"]
+
+
+def test_the_openai_client_gets_a_cited_answer_and_the_thread_continues(api: Api) -> None:
+    client = api.client("alice")
+    question = "How long is CCTV footage kept?"
+    first = client.chat.completions.create(
+        model="bastion-qa", messages=[{"role": "user", "content": question}]
+    )
+    text = first.choices[0].message.content or ""
+    ext = _extension(first)
+    assert not ext["refused"] and ext["citations"], ext["flags"]
+    assert "Sources:" in text and f"[{ext['citations'][0]['number']}]" in text
+    assert first.usage is not None and first.usage.prompt_tokens > 0
+    history = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": text},
+        {"role": "user", "content": "And who may view it?"},
+    ]
+    second = client.chat.completions.create(model="bastion-qa", messages=history)
+    assert _extension(second)["thread_id"] == ext["thread_id"]  # the re-sent history found its thread
+    assert _extension(second)["steps"][0]["step"] == "rewrite"
+
+
+def test_streaming_delivers_the_same_shapes(api: Api) -> None:
+    client = api.client("alice")
+    chunks = list(
+        client.chat.completions.create(
+            model="bastion-qa",
+            messages=[{"role": "user", "content": "What is the minimum password length?"}],
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    final = chunks[-1]
+    assert final.choices[0].finish_reason == "stop" and final.usage is not None
+    assert text and _extension(final)["thread_id"]
+    chat = list(
+        client.chat.completions.create(
+            model="bastion-chat",
+            messages=[{"role": "user", "content": "Say hi."}],
+            stream=True,
+            reasoning_effort="none",
+        )
+    )
+    pieces = [c.choices[0].delta.content for c in chat if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 1  # token by token, not one block
+    assert _extension(chat[-1])["reasoning_effort"] == "none"
+
+
+def test_another_group_never_sees_these_documents(api: Api) -> None:
+    outsider = api.client("mallory")
+    found = httpx.post(
+        f"{api.url}/v1/search",
+        json={"query": "CCTV footage retention", "limit": 10},
+        headers={"Authorization": f"Bearer {api.keys['mallory']}"},
+    )
+    assert found.status_code == 200 and found.json()["results"] == []
+    insider = httpx.post(
+        f"{api.url}/v1/search",
+        json={"query": "CCTV footage retention", "limit": 3},
+        headers={"Authorization": f"Bearer {api.keys['alice']}"},
+    ).json()["results"]
+    assert insider and all("acl" not in r for r in insider)
+    for stream in (False, True):
+        response = outsider.chat.completions.create(
+            model="bastion-qa",
+            messages=[{"role": "user", "content": "How long is CCTV footage kept?"}],
+            stream=stream,
+        )
+        if stream:
+            chunks = list(response)
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            ext = _extension(chunks[-1])
+        else:
+            text, ext = response.choices[0].message.content or "", _extension(response)
+        assert ext["refused"] and ext["citations"] == [] and "Not found" in text
+        assert not any(chunk["text"][:40] in text for chunk in insider)
+
+
+def test_bad_requests_are_400_in_openais_error_shape(api: Api) -> None:
+    client = api.client("alice")
+    with pytest.raises(openai.BadRequestError, match="unknown model"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="last message"):
+        client.chat.completions.create(model="bastion-qa", messages=[{"role": "assistant", "content": "hi"}])
+
+
+def test_every_exchange_is_in_the_audit_log_and_the_chain_verifies(api: Api) -> None:
+    api.client("alice").chat.completions.create(
+        model="bastion-chat", messages=[{"role": "user", "content": "Hello"}]
+    )
+    verified = bastion("audit", "verify", "--json", data_dir=api.data_dir)
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"]
+    records = [
+        json.loads(line) for line in bastion("audit", "export", data_dir=api.data_dir).stdout.splitlines()
+    ]
+    last = records[-1]
+    assert (last["user"], last["agent"], last["question"]) == ("alice", "bastion-chat", "Hello")
+    assert last["efforts"] and last["answer_sha256"] and last["key_id"] == api.keys["alice_id"]
+    assert {r["user"] for r in records} <= {"alice", "mallory"}
+
+
+def test_cache_salts_separate_group_sets() -> None:
+    def who(user: str, *groups: str) -> KeyInfo:
+        return KeyInfo(key_id="k", user=user, groups=sorted(groups), role="user", created_at=0)
+
+    s = Settings()
+    assert cache_salt(s, who("a", "hr", "legal")) == cache_salt(s, who("b", "legal", "hr"))
+    assert cache_salt(s, who("a", "hr")) != cache_salt(s, who("a", "legal"))
+    per_user = Settings(api={"cache_salt": "user"})
+    assert cache_salt(per_user, who("a", "hr")) != cache_salt(per_user, who("b", "hr"))
+    assert cache_salt(Settings(api={"cache_salt": "none"}), who("a")) is None
