@@ -202,3 +202,16 @@ def test_cache_salts_separate_group_sets() -> None:
     per_user = Settings(api={"cache_salt": "user"})
     assert cache_salt(per_user, who("a", "hr")) != cache_salt(per_user, who("b", "hr"))
     assert cache_salt(Settings(api={"cache_salt": "none"}), who("a")) is None
+
+
+def test_metrics_count_requests_tokens_efforts_and_retrieval(api: Api) -> None:
+    api.client("alice").chat.completions.create(
+        model="bastion-qa", messages=[{"role": "user", "content": "Who approves a stay abroad?"}]
+    )
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'bastion_http_requests_total{route="/v1/chat/completions",status="200"}' in text
+    assert 'bastion_model_tokens_total{agent="bastion-qa",kind="prompt"}' in text
+    assert 'bastion_model_tokens_total{agent="bastion-qa",kind="cached"}' in text
+    assert 'bastion_model_calls_total{agent="bastion-qa",effort="none"}' in text
+    assert "bastion_retrieval_seconds_count" in text
+    assert 'route="/v1/models",status="401"' in text  # refused calls are counted too

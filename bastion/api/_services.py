@@ -1,0 +1,97 @@
+"""What every request needs, opened once per process and kept warm: keys, audit log, retriever, model
+client, checkpointer and the agents; and the cache salt that keeps tenants' KV cache apart."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from agents import ChatAgent, ChatOptions, QAAgent, QAOptions, RouteDecision, Router
+from bastion.api._threads import ConversationMap
+from bastion.audit import AuditLog
+from bastion.keys import KeyInfo, KeyStore
+from bastion.settings import Settings
+from bastion.wiring import chat_client, make_embedder, make_router, model_url, open_checkpointer, open_store
+from retrieval import Retriever
+from serving import ChatClient
+
+log = logging.getLogger("bastion.api")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keys: KeyStore
+    audit: AuditLog
+    conversations: ConversationMap
+    retriever: Retriever
+    client: ChatClient
+    qa: QAAgent
+    qa_easy: QAAgent  # for clients that ask for reasoning_effort "none": the router's upper bound
+    chat: ChatAgent
+    chat_easy: ChatAgent
+
+
+def _easy(text: str) -> RouteDecision:
+    return RouteDecision(effort="none", reason="the client asked for reasoning_effort none")
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Everything a request needs, opened once per process and kept warm."""
+    async with AsyncExitStack() as stack:
+        embedder = make_embedder(settings)
+        store = stack.enter_context(open_store(settings, dimension=embedder.dimension))
+        client = await stack.enter_async_context(chat_client(settings, model_url(settings, log.info)))
+        saver = await stack.enter_async_context(open_checkpointer(settings))
+        data = settings.data_dir
+        keys, audit = KeyStore(data / "keys.sqlite"), AuditLog(data / "audit.sqlite")
+        conversations = ConversationMap(data / "api-conversations.sqlite")
+        for closable in (keys, audit, conversations):
+            stack.callback(closable.close)
+        retriever = Retriever(embedder, store)
+        router: Router = make_router(settings, embedder)
+        qa_options = QAOptions(
+            top_k=settings.retrieval.top_k,
+            mode=settings.retrieval.mode,
+            min_score=settings.retrieval.min_score,
+            max_tokens=settings.model.max_tokens,
+            temperature=settings.model.temperature,
+            escalate=settings.agent.router == "escalate",
+        )
+        chat_options = ChatOptions(
+            max_tokens=settings.model.max_tokens, temperature=settings.model.temperature
+        )
+        yield Services(
+            settings=settings,
+            keys=keys,
+            audit=audit,
+            conversations=conversations,
+            retriever=retriever,
+            client=client,
+            qa=QAAgent(client, retriever, options=qa_options, checkpointer=saver, router=router),
+            qa_easy=QAAgent(
+                client,
+                retriever,
+                options=qa_options.model_copy(update={"escalate": False}),
+                checkpointer=saver,
+                router=_easy,
+            ),
+            chat=ChatAgent(client, options=chat_options, checkpointer=saver, router=router),
+            chat_easy=ChatAgent(client, options=chat_options, checkpointer=saver, router=_easy),
+        )
+
+
+def cache_salt(settings: Settings, who: KeyInfo) -> str | None:
+    """Callers with different salts never share KV cache on SGLang: by group set, by user, or none."""
+    mode = settings.api.cache_salt
+    if mode == "none":
+        return None
+    basis = f"user:{who.user}" if mode == "user" else "groups:" + ",".join(sorted(who.groups))
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+# -- routes ------------------------------------------------------------------------------------
