@@ -110,6 +110,7 @@ class ApiSettings(_Section):
         description="who may share the model server's KV cache: the same groups, one user, or everyone",
     )
     audit_text: bool = Field(default=True, description="keep question texts in the audit log (hashes always)")
+    max_upload_mb: int = Field(default=25, ge=1, le=1024, description="the largest document an upload may be")
 
 
 class Settings(BaseSettings):

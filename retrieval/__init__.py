@@ -9,7 +9,7 @@ from retrieval._chunking import Section, Span, chunk_text, markdown_sections
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
 from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
-from retrieval._loaders import Document, LoadResult, load_documents
+from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
@@ -30,6 +30,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "SUPPORTED_SUFFIXES",
     "Chunk",
     "Document",
     "EdgeStore",

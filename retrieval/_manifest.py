@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -45,7 +46,9 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # One connection shared by the threads a server runs blocking work on; the lock serialises them.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -55,7 +58,7 @@ class Manifest:
                 self._db.execute(f"PRAGMA user_version = {number}")
 
     def record(self, entry: ManifestEntry) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -70,7 +73,7 @@ class Manifest:
             )
 
     def forget(self, source: str) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("DELETE FROM documents WHERE source = ?", (source,))
 
     def entries(self, under: str | None = None) -> Iterator[ManifestEntry]:
@@ -80,9 +83,10 @@ class Manifest:
             prefix = under.rstrip("/") + "/"
             query = "SELECT * FROM documents WHERE substr(source, 1, ?) = ? ORDER BY source"
             args = (len(prefix), prefix)
-        with closing(self._db.execute(query, args)) as rows:
-            for row in rows:
-                yield ManifestEntry(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+        with self._lock, closing(self._db.execute(query, args)) as cursor:
+            rows = cursor.fetchall()  # read under the lock; callers may take their time iterating
+        for row in rows:
+            yield ManifestEntry(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
 
     def close(self) -> None:
         self._db.close()

@@ -20,6 +20,13 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >
     || echo "test: could not install postgresql; the Postgres checkpointer tests will be skipped" >&2
 fi
 
+# Debian's chromium drives the web page's browser test (through Python's playwright); it skips without.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) \
+    || echo "test: could not install chromium; the web page's browser test will be skipped" >&2
+fi
+
 echo "test: ruff and mypy"
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1

@@ -13,22 +13,30 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from functools import cache
+from importlib import resources
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from bastion.api import _documents as documents
+from bastion.api._auth import Caller, services_of
 from bastion.api._completions import answer_chat, answer_qa
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
-from bastion.api._services import Services, open_services
+from bastion.api._services import open_services
 from bastion.errors import BastionError
-from bastion.keys import KeyInfo
 from bastion.settings import Settings
 from serving import ServingError
 
 log = logging.getLogger("bastion.api")
+
+
+@cache
+def _page_html() -> str:
+    return resources.files("bastion.api").joinpath("static", "index.html").read_text(encoding="utf-8")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -50,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(_routes())
+    app.include_router(documents.routes())
     return app
 
 
@@ -84,29 +93,13 @@ def metrics_of(request: Request) -> ApiMetrics:
     return metrics
 
 
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
-    """The API key's record. Every route but health checks depends on this."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            401, "Missing API key: send `Authorization: Bearer <key>`.", {"WWW-Authenticate": "Bearer"}
-        )
-    info = await asyncio.to_thread(services_of(request).keys.authenticate, token)
-    if info is None:
-        raise HTTPException(401, "Invalid or revoked API key.", {"WWW-Authenticate": "Bearer"})
-    return info
-
-
-Caller = Annotated[KeyInfo, Depends(caller)]
-
-
 def _routes() -> APIRouter:
     router = APIRouter()
+
+    @router.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        """The chat page: sign in with an API key, ask, read cited answers as they stream."""
+        return HTMLResponse(_page_html())
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

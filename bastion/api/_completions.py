@@ -91,6 +91,7 @@ async def answer_qa(
         "reasoning_effort": result.reasoning_effort,
         "effort_reason": result.effort_reason,
         "steps": [s.model_dump() for s in result.steps],
+        "timings": result.timings,
     }
     cid = completion_id()
     if not body.stream:

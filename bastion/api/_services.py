@@ -3,6 +3,7 @@ client, checkpointer and the agents; and the cache salt that keeps tenants' KV c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,8 +15,16 @@ from bastion.api._threads import ConversationMap
 from bastion.audit import AuditLog
 from bastion.keys import KeyInfo, KeyStore
 from bastion.settings import Settings
-from bastion.wiring import chat_client, make_embedder, make_router, model_url, open_checkpointer, open_store
-from retrieval import Retriever
+from bastion.wiring import (
+    chat_client,
+    make_embedder,
+    make_router,
+    model_url,
+    open_checkpointer,
+    open_manifest,
+    open_store,
+)
+from retrieval import Indexer, Manifest, Retriever
 from serving import ChatClient
 
 log = logging.getLogger("bastion.api")
@@ -28,6 +37,9 @@ class Services:
     audit: AuditLog
     conversations: ConversationMap
     retriever: Retriever
+    indexer: Indexer
+    manifest: Manifest
+    write_lock: asyncio.Lock  # one index write at a time: uploads, deletes and re-indexes
     client: ChatClient
     qa: QAAgent
     qa_easy: QAAgent  # for clients that ask for reasoning_effort "none": the router's upper bound
@@ -53,6 +65,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         for closable in (keys, audit, conversations):
             stack.callback(closable.close)
         retriever = Retriever(embedder, store)
+        manifest = stack.enter_context(open_manifest(settings))
+        indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=settings.retrieval.chunk_tokens)
         router: Router = make_router(settings, embedder)
         qa_options = QAOptions(
             top_k=settings.retrieval.top_k,
@@ -71,6 +85,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             audit=audit,
             conversations=conversations,
             retriever=retriever,
+            indexer=indexer,
+            manifest=manifest,
+            write_lock=asyncio.Lock(),
             client=client,
             qa=QAAgent(client, retriever, options=qa_options, checkpointer=saver, router=router),
             qa_easy=QAAgent(

@@ -128,3 +128,15 @@ def test_router_bench_scores_both_strategies_on_held_out_labels() -> None:
         scores = report[strategy]
         assert 0 <= scores["share_high"] <= 1 and 0.5 < scores["accuracy"] <= 1
     assert "session" not in report  # the model part runs only with --url
+
+
+@pytest.mark.llm
+def test_api_load_bench_reports_each_concurrency_and_the_overhead(llm_url: str) -> None:
+    from evals.bench.api_load import measure as load
+
+    report = load(llm_url, requests=4, chat_requests=2)
+    for route in ("search", "chat"):
+        assert set(report[route]) == {"1", "4", "16"}
+        assert all(r["requests_per_s"] > 0 and r["p50_ms"] > 0 for r in report[route].values())
+    assert all("api_overhead_p50_ms" in r for r in report["chat"].values())
+    assert report["search_in_process_p50_ms"] > 0

@@ -1,0 +1,73 @@
+"""The API under test: one real `bastion api` process for the session, on the real local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.bastion.test_cli import bastion
+from tests.conftest import CORPUS
+
+BASTION = str(Path(sys.executable).with_name("bastion"))
+
+
+class Api:
+    def __init__(self, url: str, data_dir: Path, keys: dict[str, str]) -> None:
+        self.url, self.data_dir, self.keys = url, data_dir, keys
+
+    def client(self, who: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys.get(who, who), max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Iterator[Api]:
+    data_dir = tmp_path_factory.mktemp("api-data")
+    assert bastion("index", str(CORPUS), "--groups", "staff", data_dir=data_dir).returncode == 0
+    keys = {}
+    for user, groups in (
+        ("alice", "staff"),
+        ("mallory", "contractors"),
+        ("gone", "staff"),
+        ("root", "admins"),
+    ):
+        admin = ["--admin"] if user == "root" else []
+        made = bastion(
+            "keys", "create", "--user", user, "--groups", groups, *admin, "--json", data_dir=data_dir
+        )
+        keys[user] = json.loads(made.stdout)["key"]
+        keys[user + "_id"] = json.loads(made.stdout)["key_id"]
+    assert bastion("keys", "revoke", keys["gone_id"], data_dir=data_dir).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_MODEL_URL": llm_url}
+    log = (data_dir / "api.log").open("w")
+    process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, (data_dir / "api.log").read_text()
+            time.sleep(0.5)
+        else:
+            pytest.fail("the API did not become ready:\n" + (data_dir / "api.log").read_text())
+        yield Api(url, data_dir, keys)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
