@@ -137,9 +137,16 @@ def _routes() -> APIRouter:
     async def search(body: SearchRequest, who: Caller, request: Request) -> dict[str, Any]:
         """Retrieval only, with the caller's access control inside the store's query."""
         started = time.perf_counter()
-        hits = await asyncio.to_thread(
-            services_of(request).retriever.search, body.query, who.principal, limit=body.limit, mode=body.mode
-        )
+        try:
+            hits = await asyncio.to_thread(
+                services_of(request).retriever.search,
+                body.query,
+                who.principal,
+                limit=body.limit,
+                mode=body.mode,
+            )
+        except ValueError as exc:  # what the retriever refuses (a query with no searchable text)
+            raise HTTPException(400, str(exc)) from exc
         metrics_of(request).retrieval.observe(time.perf_counter() - started)
         results = [{**h.chunk.model_dump(exclude={"acl"}), "score": h.score} for h in hits]
         return {"results": results}

@@ -1,0 +1,43 @@
+"""Schemathesis against the published OpenAPI schema of the running API: whatever a client sends
+that the schema describes, the answer is never a 5xx.
+
+Driven through schemathesis' Hypothesis strategies rather than its pytest plugin, whose fixture
+mode does not run on pytest 9."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.bastion.conftest import Api
+
+pytestmark = pytest.mark.llm
+EXAMPLES = 25  # per operation; chat completions that pass validation reach the real model
+
+
+def test_no_request_in_the_schema_gets_a_server_error(api: Api) -> None:
+    schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
+    admin = {"Authorization": f"Bearer {api.keys['root']}"}
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {
+        "POST /v1/chat/completions",
+        "POST /v1/documents",
+        "POST /v1/search",
+    }
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        def check(case: schemathesis.Case) -> None:
+            # As an administrator, so generated requests reach every route's own validation.
+            case.headers = {**(case.headers or {}), **admin}
+            response = case.call(timeout=300)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.path}: {response.status_code} {response.text[:200]}")
+
+        check()
+    assert failures == []
