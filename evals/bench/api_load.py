@@ -76,8 +76,10 @@ def measure(url: str, requests: int, chat_requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "BASTION_DATA_DIR": folder, "BASTION_MODEL_URL": url}
         log("indexing the sample corpus and creating a key…")
-        _run("index", str(ROOT / "examples" / "corpus"), env=env)
-        key = json.loads(_run("keys", "create", "--user", "bench", "--json", env=env))["key"]
+        _run("index", str(ROOT / "examples" / "corpus"), "--groups", "staff", env=env)
+        key = json.loads(_run("keys", "create", "--user", "bench", "--groups", "staff", "--json", env=env))[
+            "key"
+        ]
         port = _free_port()
         server = subprocess.Popen(
             [BASTION, "api", "--port", str(port)],
@@ -111,6 +113,7 @@ async def _drive(api: str, key: str, requests: int, chat_requests: int) -> dict[
     async def search(h: httpx.AsyncClient, i: int) -> dict[str, Any]:
         r = await h.post("/v1/search", json={"query": QUERIES[i % len(QUERIES)], "limit": 3})
         r.raise_for_status()
+        assert r.json()["results"], "the bench user must read the corpus"
         return dict(r.json())
 
     async def chat(h: httpx.AsyncClient, i: int) -> dict[str, Any]:
@@ -118,6 +121,7 @@ async def _drive(api: str, key: str, requests: int, chat_requests: int) -> dict[
         messages = [{"role": "user", "content": question}]
         r = await h.post("/v1/chat/completions", json={"model": "bastion-qa", "messages": messages})
         r.raise_for_status()
+        assert r.json()["bastion"]["steps"], "every chat request must reach the model"
         return dict(r.json())
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -154,11 +158,12 @@ def _in_process_search(folder: str) -> float:
     embedder = make_embedder(settings)
     with open_store(settings, dimension=embedder.dimension) as store:
         retriever = Retriever(embedder, store)
-        retriever.search(QUERIES[0], Principal(user="bench"), limit=3)
+        reader = Principal(user="bench", groups=frozenset({"staff"}))
+        assert retriever.search(QUERIES[0], reader, limit=3), "the bench user must read the corpus"
         times = []
         for i in range(48):
             started = time.perf_counter()
-            retriever.search(QUERIES[i % len(QUERIES)], Principal(user="bench"), limit=3)
+            retriever.search(QUERIES[i % len(QUERIES)], reader, limit=3)
             times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 2)
 
