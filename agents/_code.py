@@ -105,6 +105,7 @@ class _Context:
     root: Path
     files: dict[str, RepoFile]
     principal: Principal
+    cache_salt: str | None = None
 
 
 # Builds a retriever over a repository's code chunks for map mode, readable by its owner:
@@ -140,7 +141,13 @@ class CodeAgent:
         self.graph = graph.compile(checkpointer=checkpointer)
 
     async def ask(
-        self, question: str, repo: Path, principal: Principal, *, thread_id: str | None = None
+        self,
+        question: str,
+        repo: Path,
+        principal: Principal,
+        *,
+        thread_id: str | None = None,
+        cache_salt: str | None = None,
     ) -> CodeResult:
         question = question.strip()
         if not question:
@@ -168,7 +175,7 @@ class CodeAgent:
             "chunks": "",
             "timings": {},
         }
-        context = _Context(root=root, files=files, principal=principal)
+        context = _Context(root=root, files=files, principal=principal, cache_salt=cache_salt)
         state = await self.graph.ainvoke(turn, config, context=context)
         steps = [StepRecord.model_validate(s) for s in state["steps"]]
         result = state["result"]
@@ -276,6 +283,7 @@ class CodeAgent:
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
             response_format=_schema(sorted(runtime.context.files)),
+            cache_salt=runtime.context.cache_salt,
         )
         result = await self.client.complete(request)
         record = StepRecord(

@@ -111,6 +111,9 @@ class ApiSettings(_Section):
     )
     audit_text: bool = Field(default=True, description="keep question texts in the audit log (hashes always)")
     max_upload_mb: int = Field(default=25, ge=1, le=1024, description="the largest document an upload may be")
+    code_repo: Path | None = Field(
+        default=None, description="the repository the bastion-code model answers about (unset: not offered)"
+    )
 
 
 class Settings(BaseSettings):

@@ -198,29 +198,34 @@ async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
     """The coding assistant; map mode indexes a too-large repository's code in memory, per process."""
     embedder = make_embedder(settings)
     url = model_url(settings, say)
+    async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
+        yield await build_code_agent(settings, client, saver, embedder, say)
 
+
+async def build_code_agent(
+    settings: Settings, client: ChatClient, saver: BaseCheckpointSaver[str], embedder: Embedder, say: Say
+) -> CodeAgent:
     def code_retriever(root: Path, files: dict[str, RepoFile], owner: str) -> Retriever:
         say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
         store = QdrantStore.in_memory(dimension=embedder.dimension)
         Indexer(embedder, store).index([root / path for path in files], owner=owner)
         return Retriever(embedder, store)
 
-    async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
-        context = settings.agent.context_tokens
-        if context is None:
-            context = (await probe(client, smoke=False)).context_length or CodeOptions().context_tokens
-        options = CodeOptions(
-            context_tokens=context,
-            max_tokens=settings.model.max_tokens,
-            temperature=settings.model.temperature,
-        )
-        yield CodeAgent(
-            client,
-            options=options,
-            checkpointer=saver,
-            router=make_router(settings, embedder),
-            retriever_for=code_retriever,
-        )
+    context = settings.agent.context_tokens
+    if context is None:
+        context = (await probe(client, smoke=False)).context_length or CodeOptions().context_tokens
+    options = CodeOptions(
+        context_tokens=context,
+        max_tokens=settings.model.max_tokens,
+        temperature=settings.model.temperature,
+    )
+    return CodeAgent(
+        client,
+        options=options,
+        checkpointer=saver,
+        router=make_router(settings, embedder),
+        retriever_for=code_retriever,
+    )
 
 
 def router_path(settings: Settings) -> Path:

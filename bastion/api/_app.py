@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 
 from bastion.api import _documents as documents
 from bastion.api._auth import Caller, services_of
-from bastion.api._completions import answer_chat, answer_qa
+from bastion.api._completions import answer_chat, answer_code, answer_qa
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
 from bastion.api._services import open_services
@@ -127,10 +127,11 @@ def _routes() -> APIRouter:
         return metrics_of(request).exposition()
 
     @router.get("/v1/models", tags=["openai"])
-    async def models(who: Caller) -> dict[str, Any]:
+    async def models(who: Caller, request: Request) -> dict[str, Any]:
+        offered = [m for m in AGENTS if m != "bastion-code" or services_of(request).code is not None]
         return {
             "object": "list",
-            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "bastion"} for m in AGENTS],
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "bastion"} for m in offered],
         }
 
     @router.post("/v1/search", tags=["retrieval"])
@@ -159,6 +160,8 @@ def _routes() -> APIRouter:
         try:
             if body.model == "bastion-qa":
                 return await answer_qa(services, metrics_of(request), body, who)
+            if body.model == "bastion-code":
+                return await answer_code(services, metrics_of(request), body, who)
             return await answer_chat(services, metrics_of(request), body, who)
         except ServingError as exc:
             raise HTTPException(502, f"The model server failed: {exc}") from exc

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from fastapi import HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agents import QAResult
@@ -93,18 +94,8 @@ async def answer_qa(
         "steps": [s.model_dump() for s in result.steps],
         "timings": result.timings,
     }
-    cid = completion_id()
-    if not body.stream:
-        return JSONResponse(completion_json(cid, body.model, content, usage, extension))
-
-    async def events() -> AsyncIterator[str]:
-        # The answer is checked before anything is shown, so it arrives whole, then its citations.
-        yield _sse(chunk_json(cid, body.model, {"role": "assistant", "content": ""}))
-        yield _sse(chunk_json(cid, body.model, {"content": content}))
-        yield _sse(chunk_json(cid, body.model, {}, finish="stop", usage=usage, extension=extension))
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream")
+    # The answer is checked before anything is shown, so it streams whole, then its citations.
+    return _reply(body, content, usage, extension)
 
 
 async def answer_chat(
@@ -188,3 +179,59 @@ def _audit_record(
 
 def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def answer_code(
+    services: Services, metrics: ApiMetrics, body: ChatCompletionRequest, who: KeyInfo
+) -> JSONResponse | StreamingResponse:
+    """The coding assistant over the repository the server is configured with (BASTION_API_CODE_REPO)."""
+    if services.code is None or services.settings.api.code_repo is None:
+        raise HTTPException(400, "bastion-code is not enabled on this server: set BASTION_API_CODE_REPO.")
+    question = body.messages[-1].text
+    thread = await asyncio.to_thread(_thread_for, services, who, body.messages)
+    started = time.perf_counter()
+    result = await services.code.ask(
+        question,
+        services.settings.api.code_repo,
+        who.principal,
+        thread_id=thread,
+        cache_salt=cache_salt(services.settings, who),
+    )
+    sources = [f"{c.path}:{c.start_line}-{c.end_line}" for c in result.citations]
+    content = result.answer + ("\n\nSources:\n" + "\n".join(sources) if sources else "")
+    u = result.usage
+    efforts = [s.effort for s in result.steps]
+    metrics.record_usage(body.model, u, efforts)
+    await asyncio.to_thread(_remember, services, who, body, content, result.thread_id)
+    record = _audit_record(services, who, body.model, question, content, u.prompt_tokens, started)
+    update = {"efforts": efforts, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens}
+    await asyncio.to_thread(services.audit.append, record.model_copy(update=update))
+    usage = usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+    extension = {
+        "thread_id": result.thread_id,
+        "citations": [c.model_dump() for c in result.citations],
+        "mode": result.mode,
+        "packed_files": result.packed_files,
+        "repacked": result.repacked,
+        "flags": result.flags,
+        "reasoning_effort": result.reasoning_effort,
+        "steps": [s.model_dump() for s in result.steps],
+    }
+    return _reply(body, content, usage, extension)
+
+
+def _reply(
+    body: ChatCompletionRequest, content: str, usage: dict[str, Any], extension: dict[str, Any]
+) -> JSONResponse | StreamingResponse:
+    """A checked answer, whole: as one JSON completion, or as a short SSE stream of the same."""
+    cid = completion_id()
+    if not body.stream:
+        return JSONResponse(completion_json(cid, body.model, content, usage, extension))
+
+    async def events() -> AsyncIterator[str]:
+        yield _sse(chunk_json(cid, body.model, {"role": "assistant", "content": ""}))
+        yield _sse(chunk_json(cid, body.model, {"content": content}))
+        yield _sse(chunk_json(cid, body.model, {}, finish="stop", usage=usage, extension=extension))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")

@@ -5,7 +5,7 @@ share counters."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -48,7 +48,7 @@ class ApiMetrics:
             registry=r,
         )
 
-    def record_usage(self, agent: str, usage: Usage, efforts: list[str]) -> None:
+    def record_usage(self, agent: str, usage: Usage, efforts: Sequence[str]) -> None:
         self.tokens.labels(agent, "prompt").inc(usage.prompt_tokens)
         self.tokens.labels(agent, "completion").inc(usage.completion_tokens)
         if usage.cached_tokens is not None:

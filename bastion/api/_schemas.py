@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retrieval import SearchMode
 
-AGENTS = ("bastion-qa", "bastion-chat")
+AGENTS = ("bastion-qa", "bastion-chat", "bastion-code")
 
 
 class WireMessage(BaseModel):

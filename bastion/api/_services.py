@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from agents import ChatAgent, ChatOptions, QAAgent, QAOptions, RouteDecision, Router
+from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, QAOptions, RouteDecision, Router
 from bastion.api._threads import ConversationMap
 from bastion.audit import AuditLog
+from bastion.errors import ConfigError
 from bastion.keys import KeyInfo, KeyStore
 from bastion.settings import Settings
 from bastion.wiring import (
+    build_code_agent,
     chat_client,
     make_embedder,
     make_router,
@@ -45,6 +47,7 @@ class Services:
     qa_easy: QAAgent  # for clients that ask for reasoning_effort "none": the router's upper bound
     chat: ChatAgent
     chat_easy: ChatAgent
+    code: CodeAgent | None  # only with BASTION_API_CODE_REPO
 
 
 def _easy(text: str) -> RouteDecision:
@@ -68,6 +71,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         manifest = stack.enter_context(open_manifest(settings))
         indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=settings.retrieval.chunk_tokens)
         router: Router = make_router(settings, embedder)
+        code = None
+        if settings.api.code_repo is not None:
+            if not settings.api.code_repo.is_dir():
+                raise ConfigError(f"BASTION_API_CODE_REPO={settings.api.code_repo} is not a folder.")
+            code = await build_code_agent(settings, client, saver, embedder, log.info)
         qa_options = QAOptions(
             top_k=settings.retrieval.top_k,
             mode=settings.retrieval.mode,
@@ -99,6 +107,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ),
             chat=ChatAgent(client, options=chat_options, checkpointer=saver, router=router),
             chat_easy=ChatAgent(client, options=chat_options, checkpointer=saver, router=_easy),
+            code=code,
         )
 
 

@@ -50,7 +50,18 @@ def api(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Iterator[Api]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_MODEL_URL": llm_url}
+    repo = data_dir / "repo"
+    (repo / "billing").mkdir(parents=True)
+    (repo / "billing" / "invoice.py").write_text(
+        "def total(lines):\n    return sum(price * qty for price, qty in lines)\n\n\n"
+        "def vat(amount, rate=0.25):\n    return round(amount * rate, 2)\n"
+    )
+    env = {
+        **os.environ,
+        "BASTION_DATA_DIR": str(data_dir),
+        "BASTION_MODEL_URL": llm_url,
+        "BASTION_API_CODE_REPO": str(repo),
+    }
     log = (data_dir / "api.log").open("w")
     process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

@@ -37,7 +37,7 @@ def test_missing_wrong_and_revoked_keys_get_401(api: Api) -> None:
     for key in ("not-a-key", api.keys["gone"], api.keys["alice"][:-2] + "xx"):
         with pytest.raises(openai.AuthenticationError):
             api.client(key).models.list()
-    assert [m.id for m in api.client("alice").models.list()] == ["bastion-qa", "bastion-chat"]
+    assert [m.id for m in api.client("alice").models.list()] == ["bastion-qa", "bastion-chat", "bastion-code"]
 
 
 def test_the_openai_client_gets_a_cited_answer_and_the_thread_continues(api: Api) -> None:
@@ -163,3 +163,17 @@ def test_metrics_count_requests_tokens_efforts_and_retrieval(api: Api) -> None:
     assert 'bastion_model_calls_total{agent="bastion-qa",effort="none"}' in text
     assert "bastion_retrieval_seconds_count" in text
     assert 'route="/v1/models",status="401"' in text  # refused calls are counted too
+
+
+def test_the_code_model_answers_about_the_configured_repository_with_line_citations(api: Api) -> None:
+    client = api.client("alice")
+    assert "bastion-code" in [m.id for m in client.models.list()]
+    answer = client.chat.completions.create(
+        model="bastion-code", messages=[{"role": "user", "content": "Which function computes VAT?"}]
+    )
+    ext = _extension(answer)
+    assert ext["mode"] == "whole" and ext["packed_files"] == 1
+    lines = (api.data_dir / "repo" / "billing" / "invoice.py").read_text().splitlines()
+    for c in ext["citations"]:
+        assert c["path"] == "billing/invoice.py" and 1 <= c["start_line"] <= c["end_line"] <= len(lines)
+        assert f"{c['path']}:{c['start_line']}-{c['end_line']}" in (answer.choices[0].message.content or "")
