@@ -55,6 +55,7 @@ class QAResult(BaseModel):
     search_query: str
     answer: str
     citations: list[Citation]
+    retrieved_chunk_ids: list[str]  # everything retrieval returned this turn, cited or not (for audit)
     refused: bool
     flags: list[str]
     reasoning_effort: Effort
@@ -175,6 +176,7 @@ class QAAgent:
             question=question,
             search_query=state["search_query"],
             answer=checked.answer,
+            retrieved_chunk_ids=[state["evidence"][n - 1]["chunk_id"] for n in state["retrieved"]],
             citations=checked.citations,
             refused=checked.refused,
             flags=state["flags"],

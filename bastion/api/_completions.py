@@ -75,7 +75,7 @@ async def answer_qa(
             services, who, body.model, question, content, result.usage.prompt_tokens, started
         ).model_copy(
             update={
-                "chunk_ids": [c.chunk_id for c in result.citations],
+                "chunk_ids": result.retrieved_chunk_ids,
                 "efforts": [s.effort for s in result.steps],
                 "completion_tokens": u.completion_tokens,
                 "cached_tokens": u.cached_tokens,

@@ -105,8 +105,14 @@ def _summary(turns: list[dict[str, Any]]) -> dict[str, Any]:
     follow = turns[1:]
     prompt = sum(t["prompt_tokens"] for t in follow)
     cached = sum(t["cached_tokens"] or 0 for t in follow)
+    extra: dict[str, Any] = {}
+    if follow and "all_calls_prompt_tokens" in follow[0]:
+        sent = sum(t["all_calls_prompt_tokens"] for t in follow)
+        reused = sum(t["all_calls_cached_tokens"] for t in follow)
+        extra["follow_up_all_calls_cached_share"] = round(reused / sent, 4) if sent else None
     return {
         "turns": turns,
+        **extra,
         "follow_up_prompt_tokens": prompt,
         "follow_up_cached_tokens": cached,
         "follow_up_cached_share": round(cached / prompt, 4) if prompt else None,
@@ -126,7 +132,15 @@ async def _qa_bastion(
         client.calls.clear()
         await agent.ask(question, ME, thread_id=thread)
         usage, ttft = client.calls[-1]  # the answer call (a follow-up's rewrite comes first)
-        turns.append({**_turn(usage, ttft), "model_calls": len(client.calls)})
+        turns.append(
+            {
+                **_turn(usage, ttft),
+                "model_calls": len(client.calls),
+                # Every prompt token the turn sent, the rewrite's included.
+                "all_calls_prompt_tokens": sum(u.prompt_tokens for u, _ in client.calls),
+                "all_calls_cached_tokens": sum(u.cached_tokens or 0 for u, _ in client.calls),
+            }
+        )
     return turns
 
 

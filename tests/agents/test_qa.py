@@ -44,6 +44,7 @@ async def test_answer_cites_retrieved_passages_verbatim(agent: QAAgent) -> None:
         assert citation.quote is None or normalise(citation.quote) in normalise(citation.text)
     assert result.reasoning_effort == "none"
     assert [s.step for s in result.steps] == ["answer"]
+    assert {c.chunk_id for c in result.citations} <= set(result.retrieved_chunk_ids)
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
     assert {"retrieve_ms", "generate_ms", "model_ms", "total_ms"} <= result.timings.keys()
     assert result.timings["model_ms"] == pytest.approx(sum(s.latency_ms for s in result.steps))

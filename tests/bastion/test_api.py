@@ -138,6 +138,10 @@ def test_every_exchange_is_in_the_audit_log_and_the_chain_verifies(api: Api) -> 
     assert (last["user"], last["agent"], last["question"]) == ("alice", "bastion-chat", "Hello")
     assert last["efforts"] and last["answer_sha256"] and last["key_id"] == api.keys["alice_id"]
     assert {r["user"] for r in records} <= {"alice", "mallory"}
+    qa = [r for r in records if r["agent"] == "bastion-qa" and r["user"] == "alice"]
+    assert qa and all(r["chunk_ids"] for r in qa)  # what retrieval returned, cited or not
+    refused = [r for r in records if r["user"] == "mallory" and r["agent"] == "bastion-qa"]
+    assert refused and all(r["refused"] and r["chunk_ids"] == [] for r in refused)
 
 
 def test_cache_salts_separate_group_sets() -> None:
