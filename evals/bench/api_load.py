@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from evals.bench._common import emit, log, percentiles
+from evals.bench._common import emit, indexed_corpus, log, percentiles
+from retrieval import Principal
 
 ROOT = Path(__file__).resolve().parents[2]
 BASTION = str(Path(sys.executable).with_name("bastion"))
@@ -100,7 +101,7 @@ def measure(url: str, requests: int, chat_requests: int) -> dict[str, Any]:
         finally:
             server.terminate()
             server.wait(timeout=30)
-        report["search_in_process_p50_ms"] = _in_process_search(folder)
+        report["search_in_process_p50_ms"] = _in_process_search()
         report["search_api_overhead_p50_ms"] = round(
             report["search"]["1"]["p50_ms"] - report["search_in_process_p50_ms"], 2
         )
@@ -148,17 +149,10 @@ async def _drive(api: str, key: str, requests: int, chat_requests: int) -> dict[
     return report
 
 
-def _in_process_search(folder: str) -> float:
-    """The same searches without HTTP, on the same index, for the overhead figure."""
-    from bastion.settings import Settings
-    from bastion.wiring import make_embedder, open_store
-    from retrieval import Principal, Retriever
-
-    settings = Settings(data_dir=Path(folder))
-    embedder = make_embedder(settings)
-    with open_store(settings, dimension=embedder.dimension) as store:
-        retriever = Retriever(embedder, store)
-        reader = Principal(user="bench", groups=frozenset({"staff"}))
+def _in_process_search() -> float:
+    """The same searches without HTTP, on an identical Qdrant Edge index of the corpus."""
+    with indexed_corpus(ROOT / "examples" / "corpus") as (retriever, _):
+        reader = Principal(user="bench")
         assert retriever.search(QUERIES[0], reader, limit=3), "the bench user must read the corpus"
         times = []
         for i in range(48):
