@@ -239,3 +239,12 @@ def test_code_agent_from_the_cli(tmp_path: Path, llm_url: str) -> None:
         assert c["path"] == "pkg/calc.py" and 1 <= c["start_line"] <= c["end_line"] <= 2
     missing = bastion("ask", "--agent", "code", "q", data_dir=tmp_path / "data", model_url=llm_url)
     assert missing.returncode == 2 and "--repo" in missing.stderr
+
+
+def test_demo_indexes_asks_refuses_and_reports_cache_reuse(tmp_path: Path, llm_url: str) -> None:
+    done = bastion("demo", data_dir=tmp_path, model_url=llm_url)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "6 document(s) indexed" in out
+    assert out.count("Q:") == 4 and "Not found in the documents you can access." in out
+    assert "Follow-up turns reused" in out and "model calls" in out
