@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from agents import QAResult
+from agents import ChatEvent, QAResult
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import (
     ChatCompletionRequest,
@@ -31,7 +31,7 @@ from bastion.api._schemas import (
 from bastion.api._services import Services, cache_salt
 from bastion.audit import AuditRecord, sha256_text
 from bastion.keys import KeyInfo
-from serving import Usage
+from serving import Effort, Usage
 
 
 def _thread_for(services: Services, who: KeyInfo, messages: list[WireMessage]) -> str | None:
@@ -66,24 +66,20 @@ async def answer_qa(
     )
     content = _with_sources(result)
     metrics.retrieval.observe(result.timings.get("retrieve_ms", 0.0) / 1000)
-    metrics.record_usage(body.model, result.usage, [s.effort for s in result.steps])
-    await asyncio.to_thread(_remember, services, who, body, content, result.thread_id)
-    u = result.usage
-    await asyncio.to_thread(
-        services.audit.append,
-        _audit_record(
-            services, who, body.model, question, content, result.usage.prompt_tokens, started
-        ).model_copy(
-            update={
-                "chunk_ids": result.retrieved_chunk_ids,
-                "efforts": [s.effort for s in result.steps],
-                "completion_tokens": u.completion_tokens,
-                "cached_tokens": u.cached_tokens,
-                "refused": result.refused,
-            }
-        ),
+    usage = await _account(
+        services,
+        metrics,
+        who,
+        body,
+        question,
+        content,
+        result.thread_id,
+        result.usage,
+        [s.effort for s in result.steps],
+        started,
+        chunk_ids=result.retrieved_chunk_ids,
+        refused=result.refused,
     )
-    usage = usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
     extension = {
         "thread_id": result.thread_id,
         "citations": [c.model_dump() for c in result.citations],
@@ -108,23 +104,19 @@ async def answer_chat(
     cid = completion_id()
     started = time.perf_counter()
 
-    async def finish(reply: str, done: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        u = done.usage
-        metrics.record_usage(body.model, u or Usage(), [done.effort] if done.effort else [])
-        await asyncio.to_thread(_remember, services, who, body, reply, done.thread_id)
-        record = _audit_record(
-            services, who, body.model, message, reply, u.prompt_tokens if u else 0, started
-        )
-        record = record.model_copy(
-            update={
-                "efforts": [done.effort] if done.effort else [],
-                "completion_tokens": u.completion_tokens if u else 0,
-                "cached_tokens": u.cached_tokens if u else None,
-            }
-        )
-        await asyncio.to_thread(services.audit.append, record)
-        usage = usage_json(
-            u.prompt_tokens if u else 0, u.completion_tokens if u else 0, u.cached_tokens if u else None
+    async def finish(reply: str, done: ChatEvent) -> tuple[dict[str, Any], dict[str, Any]]:
+        efforts = [done.effort] if done.effort else []
+        usage = await _account(
+            services,
+            metrics,
+            who,
+            body,
+            message,
+            reply,
+            done.thread_id or "",
+            done.usage or Usage(),
+            efforts,
+            started,
         )
         return usage, {"thread_id": done.thread_id, "reasoning_effort": done.effort}
 
@@ -136,6 +128,7 @@ async def answer_chat(
             elif event.kind == "done":
                 done = event
         reply = "".join(parts).strip()
+        assert done is not None  # the agent's stream always ends with its `done` event
         usage, extension = await finish(reply, done)
         return JSONResponse(completion_json(cid, body.model, reply, usage, extension))
 
@@ -154,27 +147,44 @@ async def answer_chat(
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _audit_record(
+async def _account(
     services: Services,
+    metrics: ApiMetrics,
     who: KeyInfo,
-    agent: str,
+    body: ChatCompletionRequest,
     question: str,
     answer: str,
-    prompt_tokens: int,
+    thread_id: str,
+    usage: Usage,
+    efforts: list[Effort],
     started: float,
-) -> AuditRecord:
-    return AuditRecord(
+    *,
+    chunk_ids: list[str] | None = None,
+    refused: bool = False,
+) -> dict[str, Any]:
+    """Everything an answered request leaves behind: metrics, the conversation's next key, and the
+    audit record. Returns the usage in OpenAI's shape."""
+    metrics.record_usage(body.model, usage, efforts)
+    await asyncio.to_thread(_remember, services, who, body, answer, thread_id)
+    record = AuditRecord(
         user=who.user,
         groups=who.groups,
         key_id=who.key_id,
-        agent=agent,
+        agent=body.model,
         question_sha256=sha256_text(question),
         question=question if services.settings.api.audit_text else None,
+        chunk_ids=chunk_ids or [],
         model=services.settings.model.name or services.client.base_url,
-        prompt_tokens=prompt_tokens,
+        efforts=list(efforts),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
         latency_ms=(time.perf_counter() - started) * 1000,
         answer_sha256=sha256_text(answer),
+        refused=refused,
     )
+    await asyncio.to_thread(services.audit.append, record)
+    return usage_json(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
 
 def _sse(data: dict[str, Any]) -> str:
@@ -199,14 +209,18 @@ async def answer_code(
     )
     sources = [f"{c.path}:{c.start_line}-{c.end_line}" for c in result.citations]
     content = result.answer + ("\n\nSources:\n" + "\n".join(sources) if sources else "")
-    u = result.usage
-    efforts = [s.effort for s in result.steps]
-    metrics.record_usage(body.model, u, efforts)
-    await asyncio.to_thread(_remember, services, who, body, content, result.thread_id)
-    record = _audit_record(services, who, body.model, question, content, u.prompt_tokens, started)
-    update = {"efforts": efforts, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens}
-    await asyncio.to_thread(services.audit.append, record.model_copy(update=update))
-    usage = usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+    usage = await _account(
+        services,
+        metrics,
+        who,
+        body,
+        question,
+        content,
+        result.thread_id,
+        result.usage,
+        [s.effort for s in result.steps],
+        started,
+    )
     extension = {
         "thread_id": result.thread_id,
         "citations": [c.model_dump() for c in result.citations],
