@@ -51,7 +51,7 @@ def test_bastion_service_settings_are_valid_and_point_at_the_servers(compose: di
     command = compose["services"]["sglang"]["command"]
     assert env["BASTION_MODEL_URL"] == f"http://sglang:{command[command.index('--port') + 1]}/v1"
     assert env["BASTION_MODEL_NAME"] == command[command.index("--served-model-name") + 1]
-    sections = {"model", "local", "retrieval"}
+    sections = {"model", "local", "retrieval", "agent", "api"}
     for key, value in env.items():
         name = key.removeprefix("BASTION_").lower()
         section, _, field = name.partition("_")
@@ -61,6 +61,19 @@ def test_bastion_service_settings_are_valid_and_point_at_the_servers(compose: di
         else:
             assert name in Settings.model_fields, f"{key} is not a Bastion setting"
         assert value is not None
+
+
+def test_api_service_serves_bastion_api_on_its_published_port_with_a_health_check(
+    compose: dict[str, Any],
+) -> None:
+    api = compose["services"]["api"]
+    assert api["command"][0] == "api" and api["command"][api["command"].index("--host") + 1] == "0.0.0.0"
+    port = api["command"][api["command"].index("--port") + 1]
+    assert any(str(mapping).endswith(f":{port}") for mapping in api["ports"])
+    assert f"127.0.0.1:{port}/healthz" in " ".join(api["healthcheck"]["test"])
+    # The API and the one-off CLI service share one configuration and one data volume.
+    assert api["environment"] == compose["services"]["bastion"]["environment"]
+    assert "bastion-data:/data" in api["volumes"] and api["environment"]["BASTION_DATA_DIR"] == "/data"
 
 
 def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
