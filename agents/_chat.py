@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
-from agents._errors import ThreadAccessError
+from agents._errors import thread_values
 from agents._qa import history_start
 from agents._router import RouteDecision, Router, StepRecord, route_effort
 from retrieval import Principal
@@ -117,10 +117,7 @@ class ChatAgent:
             raise ValueError("the message is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        if self.graph.checkpointer is not None:
-            owner = (await self.graph.aget_state(config)).values.get("owner")
-            if owner not in (None, principal.user):
-                raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
+        await thread_values(self.graph, thread_id, principal.user)
         started = time.perf_counter()
         turn: _State = {"message": message, "owner": principal.user}
         step: StepRecord | None = None
@@ -151,9 +148,7 @@ class ChatAgent:
         )
 
     async def history(self, thread_id: str, principal: Principal) -> list[tuple[str, str]]:
-        values = (await self.graph.aget_state({"configurable": {"thread_id": thread_id}})).values
-        if values.get("owner") not in (None, principal.user):
-            raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user.")
+        values = await thread_values(self.graph, thread_id, principal.user)
         return [(t["user"], t["assistant"]) for t in values.get("history") or []]
 
     async def _route(self, state: _State) -> dict[str, Any]:

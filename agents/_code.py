@@ -23,7 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
-from agents._errors import ThreadAccessError
+from agents._errors import thread_values
 from agents._repo import RepoFile, delta_text, map_text, pack_text, repo_map, scan
 from agents._router import RouteDecision, Router, StepRecord, decide, route_effort, total_usage
 from retrieval import Principal, Retriever
@@ -158,12 +158,9 @@ class CodeAgent:
             raise ValueError(f"{repo} has no source files to read (after .gitignore and filters)")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        if self.graph.checkpointer is not None:
-            previous = (await self.graph.aget_state(config)).values
-            if previous.get("owner") not in (None, principal.user):
-                raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
-            if previous.get("repo") not in (None, str(root)):
-                raise ValueError(f"Thread {thread_id!r} is about {previous['repo']}, not {repo}.")
+        previous = await thread_values(self.graph, thread_id, principal.user)
+        if previous.get("repo") not in (None, str(root)):
+            raise ValueError(f"Thread {thread_id!r} is about {previous['repo']}, not {repo}.")
         started = time.perf_counter()
         turn: _State = {
             "question": question,

@@ -3,6 +3,8 @@ exceptions: they become flags on the answer. These are for callers' mistakes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AgentError(Exception):
     """Base class of every error raised by `agents`."""
@@ -10,3 +12,14 @@ class AgentError(Exception):
 
 class ThreadAccessError(AgentError):
     pass
+
+
+async def thread_values(graph: Any, thread_id: str, user: str) -> dict[str, Any]:
+    """A thread's saved state, or {} for a new one (or without a checkpointer). Raises
+    ThreadAccessError when another user owns it: its history may quote documents only they can read."""
+    if graph.checkpointer is None:
+        return {}
+    values: dict[str, Any] = (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
+    if values.get("owner") not in (None, user):
+        raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
+    return values

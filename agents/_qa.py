@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
-from agents._errors import ThreadAccessError
+from agents._errors import thread_values
 from agents._prompts import render
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from retrieval import Chunk, Principal, Retriever, SearchMode
@@ -144,12 +144,7 @@ class QAAgent:
             raise ValueError("the question is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        if self.graph.checkpointer is not None:
-            previous = await self.graph.aget_state(config)
-            owner = previous.values.get("owner")
-            if owner is not None and owner != principal.user:
-                # A thread's history may quote documents only its owner can read.
-                raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
+        await thread_values(self.graph, thread_id, principal.user)
         started = time.perf_counter()
         turn: _State = {
             "question": question,

@@ -106,10 +106,11 @@ class KeyStore:
             "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
             (time.time(), key_id),
         )
+        found = next((k for k in self.list() if k.key_id == key_id), None)
         if cursor.rowcount == 0:
-            known = any(k.key_id == key_id for k in self.list())
-            raise ConfigError(f"Key {key_id!r} is {'already revoked' if known else 'unknown'}.")
-        return next(k for k in self.list() if k.key_id == key_id)
+            raise ConfigError(f"Key {key_id!r} is {'already revoked' if found else 'unknown'}.")
+        assert found is not None  # the update just matched it
+        return found
 
 
 def _digest(secret: str) -> str:

@@ -12,7 +12,7 @@ Data directory layout (everything Bastion writes):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -273,19 +273,9 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         yield postgres
 
 
-@contextmanager
-def key_store(settings: Settings) -> Iterator[KeyStore]:
-    keys = KeyStore(settings.data_dir / "keys.sqlite")
-    try:
-        yield keys
-    finally:
-        keys.close()
+def key_store(settings: Settings) -> closing[KeyStore]:
+    return closing(KeyStore(settings.data_dir / "keys.sqlite"))
 
 
-@contextmanager
-def audit_log(settings: Settings) -> Iterator[AuditLog]:
-    log = AuditLog(settings.data_dir / "audit.sqlite")
-    try:
-        yield log
-    finally:
-        log.close()
+def audit_log(settings: Settings) -> closing[AuditLog]:
+    return closing(AuditLog(settings.data_dir / "audit.sqlite"))

@@ -7,7 +7,8 @@ import builtins
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -131,18 +132,12 @@ class ChatClient:
         count. Budgets for long prompts (a packed repository) must use this rather than a guess.
         """
         root = self.server_root
-        try:
+        with self._typed_errors(f"Tokenizing with {root}"):
             response = await self._http.post(f"{root}/tokenize", json={"content": text, "add_special": False})
             if response.status_code == 404:
                 response = await self._http.post(
                     f"{root}/v1/tokenize", json={"prompt": text, "add_special_tokens": False}
                 )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._connect_error(exc) from exc
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc) from exc
-        except httpx.HTTPError as exc:
-            raise ServingError(f"Tokenizing with {root} failed: {exc}") from exc
         if response.status_code >= 400:
             raise self._status_error(response)
         data = _json(response)
@@ -155,14 +150,8 @@ class ChatClient:
     async def get(self, path: str, *, root: bool = False) -> httpx.Response:
         """GET a server endpoint (`root=True`: relative to the server root, e.g. /health, /metrics)."""
         url = f"{self.server_root if root else self.base_url}{path}"
-        try:
+        with self._typed_errors(f"GET {url}"):
             return await self._http.get(url, timeout=10.0)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._connect_error(exc) from exc
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc) from exc
-        except httpx.HTTPError as exc:
-            raise ServingError(f"GET {url} failed: {exc}") from exc
 
     async def supports_images(self) -> bool | None:
         """Whether the server's model reads images: SGLang's /model_info, llama-server's /props; None if
@@ -319,6 +308,18 @@ class ChatClient:
                 raise self._status_error(response)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @contextmanager
+    def _typed_errors(self, what: str) -> Iterator[None]:
+        """httpx's errors as Bastion's, for single requests that are not retried."""
+        try:
+            yield
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._connect_error(exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout_error(exc) from exc
+        except httpx.HTTPError as exc:
+            raise ServingError(f"{what} failed: {exc}") from exc
 
     def _connect_error(self, exc: Exception) -> ConnectError:
         return ConnectError(

@@ -34,7 +34,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agents import CodeAgent, QAAgent, answer_schema
 from evals.bench._common import emit, indexed_corpus, log
 from retrieval import Principal, Retriever
-from serving import ChatClient, ChatRequest, ChatResult, Message, StreamEvent, Usage
+from serving import ChatClient, ChatRequest, ChatResult, JsonSchema, Message, StreamEvent, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
 ME = Principal(user="bench")
@@ -152,21 +152,28 @@ async def _qa_naive(client: TimedClient, retriever: Retriever, questions: list[s
         passages = {n: h.chunk for n, h in enumerate(hits, start=1)}
         block = "\n\n".join(f"[{n}] {c.title}\n{c.text}" for n, c in passages.items())
         system = f"You answer questions only from these numbered passages.\n\n{block}"
-        request = ChatRequest(
-            messages=[
-                Message(role="system", content=system),
-                *history,
-                Message(role="user", content=question),
-            ],
-            max_tokens=320,
-            temperature=0.0,
-            response_format=answer_schema(passages) if passages else None,
-        )
-        client.calls.clear()
-        result = await client.complete(request)
-        turns.append(_turn(*client.calls[-1]))
-        history += [Message(role="user", content=question), Message(role="assistant", content=result.content)]
+        schema = answer_schema(passages) if passages else None
+        turns.append(await _naive_turn(client, system, history, question, schema))
     return turns
+
+
+async def _naive_turn(
+    client: TimedClient, system: str, history: list[Message], question: str, schema: JsonSchema | None
+) -> dict[str, Any]:
+    """One turn of a naive layout: this turn's context in the system prompt, the conversation after
+    it. Appends the exchange to `history`."""
+    request = ChatRequest(
+        messages=[Message(role="system", content=system), *history, Message(role="user", content=question)],
+        max_tokens=320,
+        temperature=0.0,
+        response_format=schema,
+    )
+    client.calls.clear()
+    result = await client.complete(request)
+    history.extend(
+        [Message(role="user", content=question), Message(role="assistant", content=result.content)]
+    )
+    return _turn(*client.calls[-1])
 
 
 def _copy_repo(target: Path) -> Path:
@@ -205,19 +212,7 @@ async def _code_naive(client: TimedClient, repo: Path, questions: list[str]) -> 
         ranked = sorted(texts, key=lambda n: -sum(texts[n].lower().count(w) for w in words))
         files = "\n\n".join(f"=== {n} ===\n{texts[n]}" for n in ranked[:3])
         system = f"You are a coding assistant. Answer from these files.\n\n{files}"
-        request = ChatRequest(
-            messages=[
-                Message(role="system", content=system),
-                *history,
-                Message(role="user", content=question),
-            ],
-            max_tokens=320,
-            temperature=0.0,
-        )
-        client.calls.clear()
-        result = await client.complete(request)
-        turns.append(_turn(*client.calls[-1]))
-        history += [Message(role="user", content=question), Message(role="assistant", content=result.content)]
+        turns.append(await _naive_turn(client, system, history, question, None))
     return turns
 
 

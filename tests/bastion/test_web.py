@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,16 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+def _sign_in_and_ask(page: Any, key: str, question: str) -> None:
+    """What a person does: paste the key, sign in, ask, wait for the answer's figures to appear."""
+    page.fill("#key", key)
+    page.click("#signin-button")
+    page.wait_for_function("!document.getElementById('question').disabled")
+    page.fill("#question", question)
+    page.click("#send")
+    page.wait_for_selector(".msg.assistant .stats", timeout=120_000)
+
+
 def test_sign_in_ask_and_read_a_cited_passage(api: Api, browser: object) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(api.url + "/")
@@ -51,12 +62,7 @@ def test_sign_in_ask_and_read_a_cited_passage(api: Api, browser: object) -> None
     assert "not accepted" in page.inner_text("#status")
     assert page.is_disabled("#question")
 
-    page.fill("#key", api.keys["alice"])
-    page.click("#signin-button")
-    page.wait_for_function("!document.getElementById('question').disabled")
-    page.fill("#question", "How long is CCTV footage kept?")
-    page.click("#send")
-    page.wait_for_selector(".msg.assistant .stats", timeout=120_000)
+    _sign_in_and_ask(page, api.keys["alice"], "How long is CCTV footage kept?")
     answer = page.inner_text(".msg.assistant")
     assert "Sources:" in answer
     stats = page.inner_text(".msg.assistant .stats")
@@ -77,12 +83,7 @@ def test_sign_in_ask_and_read_a_cited_passage(api: Api, browser: object) -> None
 def test_another_groups_user_sees_a_refusal_and_no_passage(api: Api, browser: object) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(api.url + "/")
-    page.fill("#key", api.keys["mallory"])
-    page.click("#signin-button")
-    page.wait_for_function("!document.getElementById('question').disabled")
-    page.fill("#question", "How long is CCTV footage kept?")
-    page.click("#send")
-    page.wait_for_selector(".msg.assistant .stats", timeout=120_000)
+    _sign_in_and_ask(page, api.keys["mallory"], "How long is CCTV footage kept?")
     assert "Not found in the documents you can access." in page.inner_text(".msg.assistant")
     assert "refused" in page.inner_text(".msg.assistant .stats")
     assert page.locator(".msg.assistant .cite").count() == 0
