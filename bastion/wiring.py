@@ -168,22 +168,29 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
     url = model_url(settings, say)
     with open_store(settings, dimension=embedder.dimension) as store:
         async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
-            strategy = settings.agent.router
-            options = QAOptions(
-                escalate=strategy == "escalate",
-                top_k=settings.retrieval.top_k,
-                mode=settings.retrieval.mode,
-                min_score=settings.retrieval.min_score,
-                max_tokens=settings.model.max_tokens,
-                temperature=settings.model.temperature,
-            )
-            yield QAAgent(
-                client,
-                Retriever(embedder, store),
-                options=options,
-                checkpointer=saver,
-                router=make_router(settings, embedder),
-            )
+            yield configured_qa_agent(settings, client, Retriever(embedder, store), saver, embedder)
+
+
+def configured_qa_agent(
+    settings: Settings,
+    client: ChatClient,
+    retriever: Retriever,
+    saver: BaseCheckpointSaver[str],
+    embedder: Embedder,
+) -> QAAgent:
+    """The QA agent as the settings describe it, over any retriever (the evaluation brings its own)."""
+    strategy = settings.agent.router
+    options = QAOptions(
+        escalate=strategy == "escalate",
+        top_k=settings.retrieval.top_k,
+        mode=settings.retrieval.mode,
+        min_score=settings.retrieval.min_score,
+        max_tokens=settings.model.max_tokens,
+        temperature=settings.model.temperature,
+    )
+    return QAAgent(
+        client, retriever, options=options, checkpointer=saver, router=make_router(settings, embedder)
+    )
 
 
 def make_router(settings: Settings, embedder: Embedder) -> Router:

@@ -1,3 +1,41 @@
-"""Evaluation and benchmarks. Sits on top of every other layer; nothing imports it."""
+"""Evaluation: suites on third-party data, Bastion's benchmarks, one versioned result format, reports
+and comparisons. Sits on top of every other layer; only the `bastion` command line imports it."""
 
-__all__: list[str] = []
+from evals._bench import benches, run_bench
+from evals._compare import Comparison, Row, compare
+from evals._context import ALL_MODES, EvalContext, NoProgress, Progress
+from evals._corpora import Corpus, DatasetError, Doc, Query
+from evals._markdown import render_markdown
+from evals._report import render_html, write_report
+from evals._result import SCHEMA, DataVersion, EvalResult, EvalResultError, Metric, Series, load_result
+from evals._suites import SUITES, Suite, resolve, run_suite
+
+__all__ = [
+    "ALL_MODES",
+    "SCHEMA",
+    "SUITES",
+    "Comparison",
+    "Corpus",
+    "DataVersion",
+    "DatasetError",
+    "Doc",
+    "EvalContext",
+    "EvalResult",
+    "EvalResultError",
+    "Metric",
+    "NoProgress",
+    "Progress",
+    "Query",
+    "Row",
+    "Series",
+    "Suite",
+    "benches",
+    "compare",
+    "load_result",
+    "render_html",
+    "render_markdown",
+    "resolve",
+    "run_bench",
+    "run_suite",
+    "write_report",
+]

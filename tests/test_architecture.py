@@ -18,7 +18,7 @@ ALLOWED = {
     "retrieval": set(),
     "agents": {"serving", "retrieval"},
     "evals": {"serving", "retrieval", "agents"},
-    "bastion": {"serving", "retrieval", "agents"},
+    "bastion": {"serving", "retrieval", "agents", "evals"},  # the `bastion eval` command
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bastion.cli import audit, keys, model, router
+from bastion.cli import audit, eval, keys, model, router
 from bastion.cli._common import err
 from bastion.cli.api import api
 from bastion.cli.ask import ask
@@ -29,6 +29,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(router.app, name="router")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(eval.app, name="eval")
 app.command()(index)
 app.command()(search)
 app.command()(ask)

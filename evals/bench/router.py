@@ -60,12 +60,15 @@ def _score(router: Router, steps: list[Any]) -> dict[str, float]:
     }
 
 
-async def _session(url: str, corpus: Path, router: Router) -> dict[str, int]:
+async def session_tokens(
+    url: str, corpus: Path, router: Router, questions: list[str] = SESSION
+) -> dict[str, int]:
+    """One QA session through the agent, routed by `router`: model calls and tokens, summed."""
     with indexed_corpus(corpus) as (retriever, _):
         async with ChatClient(url) as client:
             agent = QAAgent(client, retriever, checkpointer=InMemorySaver(), router=router)
             thread = uuid.uuid4().hex
-            results = [await agent.ask(q, Principal(user="bench"), thread_id=thread) for q in SESSION]
+            results = [await agent.ask(q, Principal(user="bench"), thread_id=thread) for q in questions]
     steps = [s for r in results for s in r.steps]
     return {
         "model_calls": len(steps),
@@ -95,9 +98,9 @@ def measure(labels: Path, url: str | None, corpus: Path) -> dict[str, object]:
     }
     if url:
         log("QA session routed by the rules…")
-        routed = asyncio.run(_session(url, corpus, route_effort))
+        routed = asyncio.run(session_tokens(url, corpus, route_effort))
         log("the same session with every step high…")
-        high = asyncio.run(_session(url, corpus, always_high))
+        high = asyncio.run(session_tokens(url, corpus, always_high))
         report["session"] = {
             "questions": len(SESSION),
             "routed": routed,

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evals.bench import embed_throughput, ingest, quality_cwe, query_latency
 from evals.bench.cache_reuse import measure
 from tests.conftest import CORPUS
+
+
+def _details(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """A benchmark prints one bastion-eval/1 result; its own report is in `details`."""
+    result = json.loads(capsys.readouterr().out)
+    assert result["schema"] == "bastion-eval/1" and result["suite"].startswith("bench/")
+    details: dict[str, Any] = result["details"]
+    return details
 
 
 @pytest.mark.llm
@@ -27,14 +36,14 @@ async def test_cache_reuse_bench_compares_both_layouts_for_both_agents(llm_url: 
 
 def test_ingest_bench(capsys: pytest.CaptureFixture[str]) -> None:
     ingest.main(["--corpus", str(CORPUS), "--pattern", "*.md", "--max-files", "2"])
-    report = json.loads(capsys.readouterr().out)
+    report = _details(capsys)
     assert report["documents_indexed"] == 2 and report["chunks"] > 0
     assert report["bastion_chunks_per_s"] > 0 and report["raw_encode_chunks_per_s"] > 0
 
 
 def test_query_latency_bench(capsys: pytest.CaptureFixture[str]) -> None:
     query_latency.main(["--sizes", "300", "--queries", "3"])
-    row = json.loads(capsys.readouterr().out)["sizes"]["300"]
+    row = _details(capsys)["sizes"]["300"]
     for store in ("edge", "qdrant_local"):
         assert set(row[store]) >= {"dense", "sparse", "hybrid", "hybrid+acl"}
         assert all(row[store][case]["n"] == 3 for case in ("dense", "sparse", "hybrid", "hybrid+acl"))
@@ -42,7 +51,7 @@ def test_query_latency_bench(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_quality_cwe_bench(capsys: pytest.CaptureFixture[str]) -> None:
     quality_cwe.main(["--limit", "5", "--max-documents", "30", "--modes", "hybrid", "sparse"])
-    report = json.loads(capsys.readouterr().out)
+    report = _details(capsys)
     assert report["documents"] == 30 and report["queries_used"] == 5
     for mode in ("hybrid", "sparse"):
         assert 0 <= report["modes"][mode]["ndcg@10"] <= 1
@@ -53,7 +62,7 @@ def test_embed_throughput_bench(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     embed_throughput.main(
         ["--corpus", str(tmp_path), "--device", "cpu", "--batch-sizes", "8", "--max-chunks", "20"]
     )
-    report = json.loads(capsys.readouterr().out)
+    report = _details(capsys)
     assert report["chunks"] > 0 and report["runs"][0]["device"] == "cpu"
 
 
@@ -72,7 +81,7 @@ def test_parallel_load_bench(
     from evals.bench import parallel_load
 
     parallel_load.main(["--sessions", "1", "2", "--requests", "1", "--tokens", "4"])
-    runs = json.loads(capsys.readouterr().out)["runs"]
+    runs = _details(capsys)["runs"]
     assert [r["sessions"] for r in runs] == [1, 2] and all(r["completion_tokens_per_s"] > 0 for r in runs)
 
 

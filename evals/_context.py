@@ -1,0 +1,83 @@
+"""What every suite is handed: where data is cached, how much of it to use, the model to talk to,
+and where to report progress. The caller (the `bastion eval` command) decides all of it, so a suite
+evaluates the system as it is configured rather than a copy of it wired here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agents import QAAgent, QAOptions, Router, route_effort
+from retrieval import Embedder, Retriever, SearchMode
+from serving import ChatClient
+
+ALL_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "sparse")
+
+
+class Progress(Protocol):
+    """A progress bar: one task at a time, advanced item by item."""
+
+    def start(self, description: str, total: int | None) -> None: ...
+
+    def advance(self, steps: int = 1) -> None: ...
+
+
+class NoProgress:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+
+# Builds the QA agent under test over a given retriever, inside whatever the caller must keep open.
+QAFactory = Callable[[Retriever], AbstractAsyncContextManager[QAAgent]]
+ClientFactory = Callable[[], ChatClient]
+
+
+@dataclass
+class EvalContext:
+    cache_dir: Path
+    embedder: Embedder
+    limit: int | None = None  # items per suite (questions, turns); None: the full data set
+    modes: tuple[SearchMode, ...] = ALL_MODES
+    chunk_tokens: int = 128
+    model_url: str | None = None
+    client_factory: ClientFactory | None = None
+    qa_factory: QAFactory | None = None
+    router: Router = route_effort
+    judge_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key: str | None = None
+    concurrency: int = 2  # questions in flight against the model server
+    seed: int = 0
+    progress: Progress = field(default_factory=NoProgress)
+    settings: dict[str, Any] = field(default_factory=dict)  # recorded in every result
+
+    def client(self) -> ChatClient:
+        if self.client_factory is not None:
+            return self.client_factory()
+        if self.model_url is None:
+            raise ValueError(
+                "this suite needs a model server: pass its URL (--model-url) or let Bastion start one"
+            )
+        return ChatClient(self.model_url)
+
+    def qa_agent(self, retriever: Retriever) -> AbstractAsyncContextManager[QAAgent]:
+        if self.qa_factory is not None:
+            return self.qa_factory(retriever)
+        return _plain_qa_agent(self, retriever)
+
+
+@asynccontextmanager
+async def _plain_qa_agent(context: EvalContext, retriever: Retriever) -> AsyncIterator[QAAgent]:
+    """The QA agent with its defaults, for callers that supply only a model URL."""
+    async with context.client() as client:
+        yield QAAgent(
+            client, retriever, options=QAOptions(), checkpointer=InMemorySaver(), router=context.router
+        )

@@ -1,0 +1,170 @@
+"""The retrieval suites: index a third-party corpus with Bastion's own pipeline, ask its queries in
+each search mode, and score where the relevant documents land.
+
+Documents are written to files with neutral names (d00042.md), so nothing but their text can match a
+query. Hits are chunks; a document's rank is that of its best chunk. With several relevant documents
+(the banking tasks need up to a handful), Recall@k is the share of them in the first k documents, nDCG
+uses binary gains, and MRR the first relevant one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from evals._context import EvalContext
+from evals._corpora import Corpus, Query, banking_corpus, cwe_corpus, python_faq_corpus
+from evals._result import EvalResult, Metric, Provenance, Series, now
+from evals._stats import mean_metric
+from retrieval import EdgeStore, Indexer, IndexEvent, Principal, Retriever, SearchMode
+
+SEARCH_DEPTH = 50  # chunks per query; several chunks of one document collapse into one rank
+CURVE_KS = (1, 2, 3, 5, 10, 20)
+READER = Principal(user="eval")
+
+
+def index_limit(limit: int | None) -> int | None:
+    """With --limit, the index holds the queries' relevant documents plus others up to this many: a
+    CI-sized run is then minutes, not hours, and its numbers are flagged as not comparable."""
+    return None if limit is None else max(100, 10 * limit)
+
+
+def sample_queries(queries: Sequence[Query], limit: int | None, seed: int) -> list[Query]:
+    if limit is None or limit >= len(queries):
+        return list(queries)
+    if limit < 1:
+        raise ValueError("--limit must be at least 1")
+    return random.Random(seed).sample(list(queries), limit)
+
+
+def scores(ranked: list[str], relevant: frozenset[str]) -> dict[str, float]:
+    """Per-query scores from the ranked document ids (best first)."""
+    positions = [i for i, doc in enumerate(ranked, start=1) if doc in relevant]
+    found = {k: sum(1 for p in positions if p <= k) / len(relevant) for k in CURVE_KS}
+    dcg = sum(1 / math.log2(p + 1) for p in positions if p <= 10)
+    ideal = sum(1 / math.log2(p + 1) for p in range(1, min(len(relevant), 10) + 1))
+    return {
+        "ndcg@10": dcg / ideal,
+        "mrr": 1 / positions[0] if positions else 0.0,
+        **{f"recall@{k}": v for k, v in found.items()},
+    }
+
+
+def write_corpus(corpus: Corpus, folder: Path) -> dict[str, str]:
+    """Writes each document to a file; returns {file name: document id}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    for i, (doc_id, doc) in enumerate(sorted(corpus.documents.items())):
+        name = f"d{i:05d}{doc.suffix}"
+        (folder / name).write_text(doc.text, encoding="utf-8")
+        names[name] = doc_id
+    return names
+
+
+def index_corpus(
+    context: EvalContext, corpus: Corpus, root: Path
+) -> tuple[Retriever, EdgeStore, dict[str, str]]:
+    names = write_corpus(corpus, root / "docs")
+    store = EdgeStore(root / "index", dimension=context.embedder.dimension)
+
+    def on_event(event: IndexEvent) -> None:
+        if event.kind == "planned":
+            context.progress.start(f"{corpus.name}: indexing {len(names)} documents", event.chunks)
+        elif event.kind == "indexed":
+            context.progress.advance(event.chunks)
+
+    Indexer(context.embedder, store, chunk_tokens=context.chunk_tokens).index(
+        [root / "docs"], owner=READER.user, progress=on_event
+    )
+    return Retriever(context.embedder, store), store, names
+
+
+def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
+    started = now()
+    queries = sample_queries(corpus.queries, context.limit, context.seed)
+    used = corpus.subset(queries, max_documents=index_limit(context.limit))
+    metrics: list[Metric] = []
+    series: list[Series] = []
+    details: dict[str, object] = {"documents": len(used.documents), "queries": len(queries)}
+    with tempfile.TemporaryDirectory(prefix="bastion-eval-") as tmp:
+        retriever, store, names = index_corpus(context, used, Path(tmp))
+        try:
+            details["chunks"] = store.count()
+            for mode in context.modes:
+                per_query = _run_mode(context, retriever, names, queries, mode, used.name)
+                for name in ("ndcg@10", "recall@1", "recall@5", "recall@10", "mrr"):
+                    metrics.append(mean_metric(f"{mode}/{name}", [s[name] for s in per_query]))
+                series.append(
+                    Series(
+                        chart="Recall@k",
+                        label=mode,
+                        x=list(CURVE_KS),
+                        y=[
+                            round(sum(s[f"recall@{k}"] for s in per_query) / len(per_query), 4)
+                            for k in CURVE_KS
+                        ],
+                        x_label="k (documents returned)",
+                        y_label="recall",
+                    )
+                )
+        finally:
+            store.close()
+    notes = [
+        f"{len(queries)} of {len(corpus.queries)} queries; {len(used.documents)} of "
+        f"{len(corpus.documents)} documents indexed."
+    ]
+    if context.limit is not None:
+        notes.append(
+            "A limited run: a smaller index makes retrieval easier; compare only with runs of the same limit."
+        )
+    return EvalResult(
+        suite=suite,
+        started_at=started,
+        duration_s=round((now() - started).total_seconds(), 1),
+        provenance=Provenance.here(),
+        settings={
+            **context.settings,
+            "limit": context.limit,
+            "modes": list(context.modes),
+            "seed": context.seed,
+        },
+        data=corpus.data,
+        metrics=metrics,
+        series=series,
+        notes=notes,
+        details=details,
+    )
+
+
+def _run_mode(
+    context: EvalContext,
+    retriever: Retriever,
+    names: dict[str, str],
+    queries: list[Query],
+    mode: SearchMode,
+    corpus: str,
+) -> list[dict[str, float]]:
+    context.progress.start(f"{corpus}: {len(queries)} queries, {mode}", len(queries))
+    results = []
+    for query in queries:
+        hits = retriever.search(query.text, READER, limit=SEARCH_DEPTH, mode=mode)
+        ranked = list(dict.fromkeys(names[Path(h.chunk.source).name] for h in hits))
+        results.append(scores(ranked, query.relevant))
+        context.progress.advance()
+    return results
+
+
+def _suite(name: str, load: Callable[[Path], Corpus]) -> Callable[[EvalContext], EvalResult]:
+    def run(context: EvalContext) -> EvalResult:
+        return evaluate(context, name, load(context.cache_dir))
+
+    run.__name__ = name.replace("-", "_")
+    return run
+
+
+retrieval_cwe = _suite("retrieval-cwe", cwe_corpus)
+retrieval_banking = _suite("retrieval-banking", banking_corpus)
+docs_faq = _suite("docs-faq", python_faq_corpus)
