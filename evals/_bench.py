@@ -13,11 +13,12 @@ import json
 import pkgutil
 import re
 import sys
+from collections.abc import Sequence
 from contextlib import redirect_stdout
 from datetime import datetime
 from typing import Any
 
-from evals._result import EvalResult, Metric, Provenance, now
+from evals._result import DataVersion, EvalResult, Metric, Provenance, now
 
 # Name fragments that say which way is better; anything else is reported without a direction.
 _LOWER = re.compile(r"(_ms|ms_|seconds|latency|rss|mib|overhead|_bytes)", re.IGNORECASE)
@@ -87,7 +88,9 @@ def metrics_of(raw: dict[str, Any]) -> list[Metric]:
     return found
 
 
-def bench_result(raw: dict[str, Any], *, started: datetime, argv: list[str]) -> EvalResult:
+def bench_result(
+    raw: dict[str, Any], *, started: datetime, argv: list[str], data: Sequence[DataVersion] = ()
+) -> EvalResult:
     name = str(raw.get("benchmark", "unknown"))
     return EvalResult(
         suite=f"bench/{name}",
@@ -95,6 +98,7 @@ def bench_result(raw: dict[str, Any], *, started: datetime, argv: list[str]) -> 
         duration_s=round((now() - started).total_seconds(), 1),
         provenance=Provenance.here(),
         settings={"argv": argv},
+        data=list(data),
         metrics=metrics_of(raw),
         details=raw,
     )

@@ -76,6 +76,9 @@ class _Bar:
         if self.task is not None:
             self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(description, total=total)
+        if not self.progress.console.is_terminal:
+            # No live bar in a CI log or a pipe: one line per task says where a long run is.
+            say(f"{description}…")
 
     def advance(self, steps: int = 1) -> None:
         if self.task is not None:

@@ -7,12 +7,13 @@ import resource
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from evals._bench import bench_result, current
+from evals._result import DataVersion
 from retrieval import Retriever
 
 
@@ -33,10 +34,11 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def emit(result: dict[str, Any]) -> None:
+def emit(result: dict[str, Any], *, data: Sequence[DataVersion] = ()) -> None:
     """Prints the benchmark's report as an evaluation result (bastion-eval/1), its raw figures in
-    `details`, so benchmark runs can be compared like suite runs."""
-    sys.stdout.write(bench_result(result, started=current.started, argv=current.argv).to_json() + "\n")
+    `details` and the third-party data it used in `data`, so benchmark runs compare like suite runs."""
+    done = bench_result(result, started=current.started, argv=current.argv, data=data)
+    sys.stdout.write(done.to_json() + "\n")
 
 
 def log(message: str) -> None:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                 report["modes"][mode] = metrics(ranks)  # type: ignore[index]
         finally:
             store.close()
-    emit(report)
+    emit(report, data=corpus.data)
 
 
 if __name__ == "__main__":
