@@ -12,11 +12,12 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from evals._result import Series
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo")
@@ -34,6 +35,9 @@ def group_by_chart(series: Sequence[Series]) -> dict[str, list[Series]]:
 
 
 def chart_png(title: str, series: Sequence[Series]) -> bytes:
+    # Imported here: matplotlib takes half a second to load, and every `bastion` command imports this.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     if _categorical(series):

@@ -27,6 +27,13 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
     || echo "test: could not install chromium; the web page's browser test will be skipped" >&2
 fi
 
+# The docs-faq and grounding suites fetch Python's documentation with `apt-get download` (no install):
+# that needs the package lists, which a fresh container may not have yet.
+if command -v apt-cache >/dev/null && [ "$(id -u)" = 0 ] \
+  && ! apt-cache policy python3.11-doc python3-doc 2>/dev/null | grep -q "Candidate: [0-9]"; then
+  apt-get update -q >/dev/null 2>&1 || echo "test: apt-get update failed; the Python-docs suites will fail" >&2
+fi
+
 echo "test: ruff and mypy"
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1
