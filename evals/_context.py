@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents import QAAgent, QAOptions, Router, route_effort
+from evals._result import DataVersion, EvalResult, Metric, Provenance, Series, now
 from retrieval import Embedder, Retriever, SearchMode
 from serving import ChatClient
 
@@ -58,6 +60,32 @@ class EvalContext:
     seed: int = 0
     progress: Progress = field(default_factory=NoProgress)
     settings: dict[str, Any] = field(default_factory=dict)  # recorded in every result
+
+    def result(
+        self,
+        suite: str,
+        started: datetime,
+        *,
+        data: list[DataVersion],
+        metrics: list[Metric],
+        series: list[Series],
+        notes: list[str],
+        details: dict[str, Any],
+        **settings: Any,
+    ) -> EvalResult:
+        """The suite's result, stamped with this run's provenance and the settings it depended on."""
+        return EvalResult(
+            suite=suite,
+            started_at=started,
+            duration_s=round((now() - started).total_seconds(), 1),
+            provenance=Provenance.here(),
+            settings={**self.settings, "limit": self.limit, "seed": self.seed, **settings},
+            data=data,
+            metrics=metrics,
+            series=series,
+            notes=notes,
+            details=details,
+        )
 
     def client(self) -> ChatClient:
         if self.client_factory is not None:

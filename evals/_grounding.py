@@ -28,7 +28,7 @@ from agents import QAAgent, QAResult
 from evals._context import EvalContext
 from evals._corpora import Corpus, Query, python_faq_corpus
 from evals._judge import judge
-from evals._result import EvalResult, Metric, Provenance, Series, now
+from evals._result import EvalResult, Metric, Series, now
 from evals._retrieval import READER, index_corpus, sample_queries
 from evals._stats import figure, mean_metric
 from retrieval import load_documents
@@ -230,21 +230,14 @@ def _result(
             f"Judged by {context.judge_model or 'the server default model'} at {context.judge_url}; "
             f"{len(judged)} of {len(answered)} answers got a usable verdict."
         )
-    return EvalResult(
-        suite="grounding",
-        started_at=started,
-        duration_s=round((now() - started).total_seconds(), 1),
-        provenance=Provenance.here(),
-        settings={
-            **context.settings,
-            "limit": context.limit,
-            "seed": context.seed,
-            "judge_url": context.judge_url,
-            "judge_model": context.judge_model,
-        },
+    return context.result(
+        "grounding",
+        started,
         data=corpus.data,
         metrics=metrics,
         series=series,
         notes=notes,
         details={"outcomes": [o.model_dump() for o in outcomes]},
+        judge_url=context.judge_url,
+        judge_model=context.judge_model,
     )

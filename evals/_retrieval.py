@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evals._context import EvalContext
 from evals._corpora import Corpus, Query, banking_corpus, cwe_corpus, python_faq_corpus
-from evals._result import EvalResult, Metric, Provenance, Series, now
+from evals._result import EvalResult, Metric, Series, now
 from evals._stats import mean_metric
 from retrieval import EdgeStore, Indexer, IndexEvent, Principal, Retriever, SearchMode
 
@@ -120,22 +120,16 @@ def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
         notes.append(
             "A limited run: a smaller index makes retrieval easier; compare only with runs of the same limit."
         )
-    return EvalResult(
-        suite=suite,
-        started_at=started,
-        duration_s=round((now() - started).total_seconds(), 1),
-        provenance=Provenance.here(),
-        settings={
-            **context.settings,
-            "limit": context.limit,
-            "modes": list(context.modes),
-            "seed": context.seed,
-        },
+    return context.result(
+        suite,
+        started,
         data=corpus.data,
         metrics=metrics,
         series=series,
         notes=notes,
         details=details,
+        modes=list(context.modes),
+        chunk_tokens=context.chunk_tokens,
     )
 
 

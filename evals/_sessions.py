@@ -5,7 +5,6 @@ what they measure is behaviour of the system rather than knowledge of a corpus."
 from __future__ import annotations
 
 import random
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +18,6 @@ from evals.bench.router import SESSION, always_high, session_tokens
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "examples" / "corpus"
 TITLES = {"qa": "Compliance QA", "code": "Coding assistant"}
-
-
-def _finish(
-    context: EvalContext,
-    suite: str,
-    started: datetime,
-    metrics: list[Metric],
-    series: list[Series],
-    notes: list[str],
-    details: dict[str, Any],
-    data: list[DataVersion],
-) -> EvalResult:
-    return EvalResult(
-        suite=suite,
-        started_at=started,
-        duration_s=round((now() - started).total_seconds(), 1),
-        provenance=Provenance.here(),
-        settings={
-            **context.settings,
-            "limit": context.limit,
-            "seed": context.seed,
-            "model_url": context.model_url,
-        },
-        data=data,
-        metrics=metrics,
-        series=series,
-        notes=notes,
-        details=details,
-    )
 
 
 def _decisions(router: Router, steps: list[LabelledStep]) -> list[str]:
@@ -144,7 +114,16 @@ async def routing(context: EvalContext) -> EvalResult:
             detail=str(labels.relative_to(ROOT)) if labels.is_relative_to(ROOT) else labels.name,
         )
     ]
-    return _finish(context, "routing", started, metrics, mix, notes, details, data)
+    return context.result(
+        "routing",
+        started,
+        data=data,
+        metrics=metrics,
+        series=mix,
+        notes=notes,
+        details=details,
+        model_url=context.model_url,
+    )
 
 
 async def cache(context: EvalContext) -> EvalResult:
@@ -208,4 +187,13 @@ async def cache(context: EvalContext) -> EvalResult:
             detail="examples/corpus, and a few of Bastion's own modules for the code session",
         )
     ]
-    return _finish(context, "cache", started, metrics, series, notes, report, data)
+    return context.result(
+        "cache",
+        started,
+        data=data,
+        metrics=metrics,
+        series=series,
+        notes=notes,
+        details=report,
+        model_url=context.model_url,
+    )

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, QAOptions, RouteDecision, Router
+from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, RouteDecision, Router
 from bastion.api._threads import ConversationMap
 from bastion.audit import AuditLog
 from bastion.errors import ConfigError
@@ -19,6 +19,7 @@ from bastion.settings import Settings
 from bastion.wiring import (
     build_code_agent,
     chat_client,
+    configured_qa_agent,
     make_embedder,
     make_router,
     model_url,
@@ -76,14 +77,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if not settings.api.code_repo.is_dir():
                 raise ConfigError(f"BASTION_API_CODE_REPO={settings.api.code_repo} is not a folder.")
             code = await build_code_agent(settings, client, saver, embedder, log.info)
-        qa_options = QAOptions(
-            top_k=settings.retrieval.top_k,
-            mode=settings.retrieval.mode,
-            min_score=settings.retrieval.min_score,
-            max_tokens=settings.model.max_tokens,
-            temperature=settings.model.temperature,
-            escalate=settings.agent.router == "escalate",
-        )
+        qa = configured_qa_agent(settings, client, retriever, saver, embedder)
         chat_options = ChatOptions(
             max_tokens=settings.model.max_tokens, temperature=settings.model.temperature
         )
@@ -97,11 +91,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             manifest=manifest,
             write_lock=asyncio.Lock(),
             client=client,
-            qa=QAAgent(client, retriever, options=qa_options, checkpointer=saver, router=router),
+            qa=qa,
             qa_easy=QAAgent(
                 client,
                 retriever,
-                options=qa_options.model_copy(update={"escalate": False}),
+                options=qa.options.model_copy(update={"escalate": False}),
                 checkpointer=saver,
                 router=_easy,
             ),
