@@ -31,6 +31,7 @@ class _Run:
     def __init__(self) -> None:
         self.started = now()
         self.argv = sys.argv[1:]
+        self.provenance = Provenance.here()
 
 
 current = _Run()
@@ -96,7 +97,7 @@ def bench_result(
         suite=f"bench/{name}",
         started_at=started,
         duration_s=round((now() - started).total_seconds(), 1),
-        provenance=Provenance.here(),
+        provenance=current.provenance,
         settings={"argv": argv},
         data=list(data),
         metrics=metrics_of(raw),
@@ -108,7 +109,7 @@ def run_bench(name: str, argv: list[str]) -> EvalResult:
     if name not in benches():
         raise ValueError(f"unknown benchmark {name!r}; the benchmarks are: {', '.join(benches())}")
     module = importlib.import_module(f"evals.bench.{name}")
-    current.started, current.argv = now(), list(argv)
+    current.started, current.argv, current.provenance = now(), list(argv), Provenance.here()
     captured = io.StringIO()
     with redirect_stdout(captured):
         module.main(argv)

@@ -60,6 +60,8 @@ class EvalContext:
     seed: int = 0
     progress: Progress = field(default_factory=NoProgress)
     settings: dict[str, Any] = field(default_factory=dict)  # recorded in every result
+    # Taken when the run starts: the code that runs is the code loaded then, whatever is committed later.
+    provenance: Provenance = field(default_factory=Provenance.here)
 
     def result(
         self,
@@ -78,7 +80,7 @@ class EvalContext:
             suite=suite,
             started_at=started,
             duration_s=round((now() - started).total_seconds(), 1),
-            provenance=Provenance.here(),
+            provenance=self.provenance,
             settings={**self.settings, "limit": self.limit, "seed": self.seed, **settings},
             data=data,
             metrics=metrics,

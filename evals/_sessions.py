@@ -10,7 +10,7 @@ from typing import Any
 
 from agents import LabelledStep, LearnedRouter, Router, default_labels, read_labels, route_effort, train
 from evals._context import EvalContext
-from evals._result import DataVersion, EvalResult, Metric, Provenance, Series, now
+from evals._result import DataVersion, EvalResult, Metric, Series, now
 from evals._stats import figure, mean_metric
 from evals.bench import cache_reuse
 from evals.bench.router import SESSION, always_high, session_tokens
@@ -109,7 +109,7 @@ async def routing(context: EvalContext) -> EvalResult:
     data = [
         DataVersion(
             name="bastion-router-labels",
-            version=Provenance.here().git_commit[:12],
+            version=context.provenance.git_commit[:12],
             source="repository",
             detail=str(labels.relative_to(ROOT)) if labels.is_relative_to(ROOT) else labels.name,
         )
@@ -182,7 +182,7 @@ async def cache(context: EvalContext) -> EvalResult:
     data = [
         DataVersion(
             name="bastion-sample-corpus",
-            version=Provenance.here().git_commit[:12],
+            version=context.provenance.git_commit[:12],
             source="repository",
             detail="examples/corpus, and a few of Bastion's own modules for the code session",
         )
