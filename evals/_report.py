@@ -108,7 +108,8 @@ def _summary_html(results: Sequence[EvalResult]) -> str:
                 str(top.n) if top and top.n else "—",
                 "<br>".join(e(d) for d in data_versions(result)) or "—",
                 commit,
-                _date(result.started_at),
+                # Date over time: the summary table must fit a printed page's width.
+                _date(result.started_at).replace(" ", "<br>", 1),
             ]
         )
     head = ["Suite", "Headline metric", "Value (95 % CI)", "n", "Data", "Commit", "Date"]

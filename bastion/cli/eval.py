@@ -278,7 +278,12 @@ def _load_all(path: Path) -> list[EvalResult]:
         files = sorted(p for p in path.glob("*.json"))
         if not files:
             raise typer.BadParameter(f"{path} holds no result files (*.json)")
-        return [load_result(p) for p in files]
+        order = list(SUITES)
+        # In the order the suites run (retrieval first), benchmarks after them, rather than by file name.
+        loaded = [load_result(p) for p in files]
+        return sorted(
+            loaded, key=lambda r: (order.index(r.suite) if r.suite in order else len(order), r.suite)
+        )
     return [load_result(path)]
 
 

@@ -134,7 +134,7 @@ def test_html_summary_gives_each_suite_headline_with_interval_and_provenance(
     cwe, grounding, bench = rows
     assert "hybrid/ndcg@10" in cwe and "0.551 (0.492\u20130.607)" in cwe and ">120<" in cwe
     assert "cwe2 4.14 (pypi)" in cwe and "0123456" in cwe and "uncommitted" not in cwe
-    assert "2025-03-04 12:30 UTC" in cwe
+    assert "2025-03-04<br>12:30 UTC" in cwe
     assert "answers/verified_share" in grounding and "0.9 (0.85\u20130.94)" in grounding
     assert "with uncommitted changes" in grounding
     assert "ingest/chunks_per_s" in bench and "1235" in bench
