@@ -200,3 +200,17 @@ def test_withheld_questions_are_a_seeded_third_and_disjoint() -> None:
     assert len(withheld) == 3 and not {q.id for q in answerable} & {q.id for q in withheld}
     assert split(queries, 0) == (answerable, withheld)
     assert len(split(queries[:2], 0)[1]) == 1 and split(queries[:1], 0)[1] == []
+
+
+def test_a_run_keeps_the_provenance_it_started_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from evals import EvalContext
+    from evals._result import now
+
+    context = EvalContext(cache_dir=tmp_path, embedder=None, provenance=HERE)  # type: ignore[arg-type]
+    # A commit made while a long run is going must not relabel the code that ran.
+    monkeypatch.setattr(
+        Provenance, "here", classmethod(lambda cls: HERE.model_copy(update={"git_commit": "later"}))
+    )
+    got = context.result("s", now(), data=[], metrics=[], series=[], notes=[], details={}, extra=1)
+    assert got.provenance.git_commit == "abc"
+    assert got.settings == {"limit": None, "seed": 0, "extra": 1}
