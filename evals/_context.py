@@ -39,7 +39,6 @@ class NoProgress:
 
 # Builds the QA agent under test over a given retriever, inside whatever the caller must keep open.
 QAFactory = Callable[[Retriever], AbstractAsyncContextManager[QAAgent]]
-ClientFactory = Callable[[], ChatClient]
 
 
 @dataclass
@@ -50,7 +49,6 @@ class EvalContext:
     modes: tuple[SearchMode, ...] = ALL_MODES
     chunk_tokens: int = 128
     model_url: str | None = None
-    client_factory: ClientFactory | None = None
     qa_factory: QAFactory | None = None
     router: Router = route_effort
     judge_url: str | None = None
@@ -89,15 +87,6 @@ class EvalContext:
             details=details,
         )
 
-    def client(self) -> ChatClient:
-        if self.client_factory is not None:
-            return self.client_factory()
-        if self.model_url is None:
-            raise ValueError(
-                "this suite needs a model server: pass its URL (--model-url) or let Bastion start one"
-            )
-        return ChatClient(self.model_url)
-
     def qa_agent(self, retriever: Retriever) -> AbstractAsyncContextManager[QAAgent]:
         if self.qa_factory is not None:
             return self.qa_factory(retriever)
@@ -107,7 +96,9 @@ class EvalContext:
 @asynccontextmanager
 async def _plain_qa_agent(context: EvalContext, retriever: Retriever) -> AsyncIterator[QAAgent]:
     """The QA agent with its defaults, for callers that supply only a model URL."""
-    async with context.client() as client:
+    if context.model_url is None:
+        raise ValueError("this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one")
+    async with ChatClient(context.model_url) as client:
         yield QAAgent(
             client, retriever, options=QAOptions(), checkpointer=InMemorySaver(), router=context.router
         )

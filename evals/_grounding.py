@@ -19,8 +19,8 @@ import math
 import random
 import tempfile
 import uuid
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -43,13 +43,13 @@ class Answered(BaseModel):
     id: str
     question: str
     withheld: bool
-    refused: bool
-    answer: str
-    words: int
-    citations: int
-    verified: bool
-    cites_relevant: bool
-    flags: list[str]
+    refused: bool = False
+    answer: str = ""
+    words: int = 0
+    citations: int = 0
+    verified: bool = False
+    cites_relevant: bool = False
+    flags: list[str] = []
     faithful: bool | None = None
     correct: bool | None = None
     error: str | None = None  # the model server failed this question (it is left out of the shares)
@@ -127,19 +127,8 @@ async def _ask_all(
                 raise  # the server is gone: no later question will fare better
             except ServingError as exc:
                 context.progress.advance()
-                return Answered(
-                    id=query.id,
-                    question=query.text,
-                    withheld=hidden,
-                    refused=False,
-                    answer="",
-                    words=0,
-                    citations=0,
-                    verified=False,
-                    cites_relevant=False,
-                    flags=[],
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                error = f"{type(exc).__name__}: {exc}"
+                return Answered(id=query.id, question=query.text, withheld=hidden, error=error)
             outcome = Answered(
                 id=query.id,
                 question=query.text,
@@ -181,7 +170,7 @@ def flag(outcomes: list[Answered], key: str) -> list[float]:
 
 
 def _result(
-    context: EvalContext, started: Any, corpus: Corpus, outcomes: list[Answered], indexed: int
+    context: EvalContext, started: datetime, corpus: Corpus, outcomes: list[Answered], indexed: int
 ) -> EvalResult:
     failed = [o for o in outcomes if o.error]
     asked = [o for o in outcomes if not o.withheld and not o.error]

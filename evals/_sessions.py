@@ -4,7 +4,6 @@ what they measure is behaviour of the system rather than knowledge of a corpus."
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from evals._context import EvalContext
 from evals._result import DataVersion, EvalResult, Metric, Series, now
 from evals._stats import figure, mean_metric
 from evals.bench import cache_reuse
-from evals.bench.router import SESSION, always_high, session_tokens
+from evals.bench.router import SESSION, always_high, heldout_split, session_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "examples" / "corpus"
@@ -28,10 +27,7 @@ async def routing(context: EvalContext) -> EvalResult:
     started = now()
     labels = default_labels()
     steps = read_labels(labels)
-    shuffled = steps[:]
-    random.Random(context.seed).shuffle(shuffled)
-    cut = int(len(shuffled) * 0.75)
-    train_set, heldout = shuffled[:cut], shuffled[cut:]
+    train_set, heldout = heldout_split(steps, context.seed)
     context.progress.start("routing: training the learned router on 75 % of the labels", None)
     learned = LearnedRouter(train(train_set, context.embedder, heldout=0), context.embedder)
     truth = [s.effort for s in heldout]

@@ -175,7 +175,6 @@ def run_command(
             modes=modes,
             chunk_tokens=s.retrieval.chunk_tokens,
             model_url=url,
-            client_factory=(lambda: chat_client(s, url)) if url else None,
             qa_factory=qa_factory if url else None,
             router=make_router(s, embedder),
             judge_url=judge_url,

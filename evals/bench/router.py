@@ -23,6 +23,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents import (
+    LabelledStep,
     LearnedRouter,
     QAAgent,
     RouteDecision,
@@ -78,13 +79,18 @@ async def session_tokens(
     }
 
 
+def heldout_split(steps: list[LabelledStep], seed: int = 0) -> tuple[list[LabelledStep], list[LabelledStep]]:
+    """(train, held out): a seeded 75/25 split of the labelled steps."""
+    shuffled = steps[:]
+    random.Random(seed).shuffle(shuffled)
+    cut = int(len(shuffled) * 0.75)
+    return shuffled[:cut], shuffled[cut:]
+
+
 def measure(labels: Path, url: str | None, corpus: Path) -> dict[str, object]:
     quiet_models()
     steps = read_labels(labels)
-    shuffled = steps[:]
-    random.Random(0).shuffle(shuffled)
-    cut = int(len(shuffled) * 0.75)
-    train_set, test_set = shuffled[:cut], shuffled[cut:]
+    train_set, test_set = heldout_split(steps)
     embedder = SentenceTransformerEmbedder(default_model_path())
     learned = LearnedRouter(train(train_set, embedder, heldout=0), embedder)
     report: dict[str, object] = {

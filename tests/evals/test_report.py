@@ -7,13 +7,12 @@ from __future__ import annotations
 import base64
 import math
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from evals._compare import Verdict
+from evals._compare import Comparison, Row, Verdict
 from evals._format import SUITE_BLURBS, fmt, headline
 from evals._markdown import render_markdown
 from evals._report import render_html, write_report
@@ -71,28 +70,17 @@ def results() -> list[EvalResult]:
     return [cwe, grounding, bench]
 
 
-@dataclass(frozen=True)
-class FakeRow:
-    suite: str
-    metric: str
-    before: float
-    after: float
-    delta: float
-    verdict: Verdict
+def _row(suite: str, metric: str, before: float, after: float, delta: float, verdict: Verdict) -> Row:
+    return Row(
+        suite=suite, metric=metric, before=before, after=after, delta=delta, noise=0.01, verdict=verdict
+    )
 
 
-@dataclass
-class FakeComparison:
-    rows: list[FakeRow]
-    regressions: list[FakeRow] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def _comparison() -> FakeComparison:
-    better = FakeRow("grounding", "answers/verified_share", 0.8, 0.9, 0.1, "improvement")
-    worse = FakeRow("retrieval-cwe", "hybrid/ndcg@10", 0.6, 0.5512, -0.0488, "regression")
-    same = FakeRow("bench/ingest", "ingest/chunks_per_s", 1200, 1234.56, 34.56, "same")
-    return FakeComparison([better, worse, same], [worse], ["retrieval-cwe: settings differ: k 5 → 10"])
+def _comparison() -> Comparison:
+    better = _row("grounding", "answers/verified_share", 0.8, 0.9, 0.1, "improvement")
+    worse = _row("retrieval-cwe", "hybrid/ndcg@10", 0.6, 0.5512, -0.0488, "regression")
+    same = _row("bench/ingest", "ingest/chunks_per_s", 1200, 1234.56, 34.56, "same")
+    return Comparison(rows=[better, worse, same], warnings=["retrieval-cwe: settings differ: k 5 → 10"])
 
 
 def _section(page: str, section_id: str) -> str:
@@ -180,7 +168,9 @@ def test_markdown_flags_regressions(results: list[EvalResult]) -> None:
     assert regression < text.index("| improvement | grounding |")
     assert text.count("⚠️ regression") == 1  # listed once though it is both a row and a regression
 
-    calm = FakeComparison(rows=[FakeRow("grounding", "answers/verified_share", 0.8, 0.9, 0.1, "improvement")])
+    calm = Comparison(
+        rows=[_row("grounding", "answers/verified_share", 0.8, 0.9, 0.1, "improvement")], warnings=[]
+    )
     assert "⚠️" not in render_markdown(results, comparison=calm)
 
 
