@@ -54,9 +54,16 @@ class LocalSettings(_Section):
     """The local llama-server, used when model.url is unset."""
 
     auto_start: bool = True
+    model: Literal["qwen2.5-1.5b", "smollm2"] | None = Field(
+        default=None,
+        description=(
+            "qwen2.5-1.5b (Qwen2.5-Coder-1.5B-Instruct, right answers) or smollm2 (SmolLM2-135M, fast, "
+            "often wrong); unset: qwen2.5-1.5b, or smollm2 when the set-up could not fetch it"
+        ),
+    )
     port: int | None = Field(default=None, ge=1, le=65535)
-    threads: int = Field(default=1, ge=1)
-    ctx_size: int = Field(default=8192, ge=512)
+    threads: int | None = Field(default=None, ge=1, description="unset: every core of this machine")
+    ctx_size: int | None = Field(default=None, ge=512, description="unset: the model's (32768 for Qwen)")
     parallel: int = Field(default=2, ge=1)
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
@@ -71,7 +78,7 @@ class RetrievalSettings(_Section):
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
-    top_k: int = Field(default=3, ge=1, le=20)
+    top_k: int = Field(default=5, ge=1, le=20, description="passages per search, and shown per QA answer")
     min_score: float = Field(
         default=0.25, ge=-1, le=1, description="dense mode only: passages below this cosine are not used"
     )

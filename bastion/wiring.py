@@ -11,6 +11,7 @@ Data directory layout (everything Bastion writes):
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
@@ -48,14 +49,17 @@ from retrieval import (
     default_model_path,
 )
 from serving import (
+    DEFAULT_LOCAL_MODEL,
     ChatClient,
     LocalServer,
     LocalServerConfig,
+    LocalServerError,
     LocalServerState,
     RetryPolicy,
     ensure_llama_server,
     ensure_model,
     llama_server_path,
+    local_model,
     model_path,
     probe,
 )
@@ -106,11 +110,26 @@ def open_manifest(settings: Settings) -> Iterator[Manifest]:
 
 def local_server(settings: Settings, *, port: int | None = None, install: Say | None = None) -> LocalServer:
     """The local llama-server for this data dir. With `install`, missing binaries are built first."""
+    key = settings.local.model or DEFAULT_LOCAL_MODEL
     if install is not None:
         binary = ensure_llama_server(settings.cache_dir, log=install)
-        model = ensure_model(settings.cache_dir, log=install)
+        try:
+            model = ensure_model(settings.cache_dir, key, log=install)
+        except LocalServerError as exc:
+            if settings.local.model is not None or key == "smollm2":
+                raise
+            reason = str(exc).splitlines()[0]
+            install(
+                f"Could not fetch the default local model ({reason}); continuing with SmolLM2-135M, "
+                "whose answers are often wrong. Run `bastion model install` again to retry."
+            )
+            key = "smollm2"
+            model = ensure_model(settings.cache_dir, key, log=install)
     else:
-        binary, model = llama_server_path(settings.cache_dir), model_path(settings.cache_dir)
+        binary, model = llama_server_path(settings.cache_dir), model_path(settings.cache_dir, key)
+        fallback = model_path(settings.cache_dir, "smollm2")
+        if settings.local.model is None and not model.exists() and fallback.exists():
+            key, model = "smollm2", fallback
     local = settings.local
     return LocalServer(
         LocalServerConfig(
@@ -118,9 +137,10 @@ def local_server(settings: Settings, *, port: int | None = None, install: Say | 
             model=model,
             state_dir=settings.data_dir / "server",
             port=port or local.port,
-            threads=local.threads,
-            ctx_size=local.ctx_size,
+            threads=local.threads or os.cpu_count() or 1,
+            ctx_size=local.ctx_size or local_model(key).context,
             parallel=local.parallel,
+            alias=local_model(key).alias,
             startup_timeout_s=local.startup_timeout_s,
         )
     )
@@ -132,7 +152,12 @@ def model_url(settings: Settings, say: Say) -> str:
         return settings.model.url
     # The state file is enough to find a running server: checking (or building) the binary and the model
     # is only worth its time when one has to be started.
-    state: LocalServerState | None = local_server(settings).status()
+    server = local_server(settings)
+    state: LocalServerState | None = server.status()
+    if state is not None and server.config.model.exists() and not state.serves(server.config.model):
+        say(f"The local llama-server serves another model than {server.config.model.name}: restarting it…")
+        server.stop()
+        state = None
     if state is None:
         if not settings.local.auto_start:
             raise ConfigError(

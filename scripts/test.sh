@@ -46,7 +46,9 @@ stop_server() {
   rm -rf "$state"
 }
 trap stop_server EXIT
-.venv/bin/bastion --data-dir "$state" model serve || exit 1
+# SmolLM2 on one thread for the protocol tests: fast, and steady on a loaded machine. The answer-quality
+# tests start their own Qwen2.5-Coder-1.5B server (tests/conftest.py).
+BASTION_LOCAL_MODEL=smollm2 BASTION_LOCAL_THREADS=1 .venv/bin/bastion --data-dir "$state" model serve || exit 1
 BASTION_TEST_MODEL_URL=$(.venv/bin/bastion --data-dir "$state" model status --json \
   | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["url"])') || exit 1
 export BASTION_TEST_MODEL_URL

@@ -12,7 +12,16 @@ from serving._errors import (
     ServingError,
     TimeoutError,
 )
-from serving._install import ensure_llama_server, ensure_model, llama_server_path, model_path
+from serving._install import (
+    DEFAULT_LOCAL_MODEL,
+    LOCAL_MODELS,
+    LocalModel,
+    ensure_llama_server,
+    ensure_model,
+    llama_server_path,
+    local_model,
+    model_path,
+)
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
 from serving._probe import MetricsSnapshot, ServerInfo, SmokeResult, parse_metrics, probe
 from serving._sglang import (
@@ -40,7 +49,9 @@ from serving._types import (
 )
 
 __all__ = [
+    "DEFAULT_LOCAL_MODEL",
     "KEEPALIVE_EXPIRY_S",
+    "LOCAL_MODELS",
     "PROFILES",
     "BadRequestError",
     "CapabilityError",
@@ -53,6 +64,7 @@ __all__ = [
     "ImagePart",
     "JsonSchema",
     "LaunchConfigError",
+    "LocalModel",
     "LocalServer",
     "LocalServerConfig",
     "LocalServerError",
@@ -79,6 +91,7 @@ __all__ = [
     "ensure_model",
     "launch_commands",
     "llama_server_path",
+    "local_model",
     "model_path",
     "parse_metrics",
     "probe",

@@ -48,6 +48,10 @@ class LocalServerState(BaseModel):
     started_at: datetime
     command: list[str]
 
+    def serves(self, model: Path) -> bool:
+        """Whether this server was started with `model` (a server outlives a change of settings)."""
+        return str(model) in self.command
+
 
 class LocalServer:
     def __init__(self, config: LocalServerConfig) -> None:

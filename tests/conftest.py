@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from retrieval import SentenceTransformerEmbedder, default_model_path
-from serving import LocalServer, LocalServerConfig, ensure_llama_server, ensure_model
+from serving import LOCAL_MODELS, LocalServer, LocalServerConfig, ensure_llama_server, ensure_model
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "examples" / "corpus"
@@ -29,6 +29,7 @@ def _hermetic_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
             "BASTION_DATA_DIR",
             "BASTION_CACHE_DIR",
             "BASTION_TEST_MODEL_URL",
+            "BASTION_TEST_CAPABLE_MODEL_URL",
         ):
             monkeypatch.delenv(name)
 
@@ -53,6 +54,37 @@ def llm_url(tmp_path_factory: pytest.TempPathFactory, llama_binary: Path, llama_
     server = LocalServer(
         LocalServerConfig(
             binary=llama_binary, model=llama_model, state_dir=tmp_path_factory.mktemp("llm"), parallel=2
+        )
+    )
+    state = server.start()
+    try:
+        yield state.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def capable_llm_url(tmp_path_factory: pytest.TempPathFactory, llama_binary: Path) -> Iterator[str]:
+    """A llama-server with the capable local model (Qwen2.5-Coder-1.5B), for the tests that judge answers.
+
+    Its own server, not the protocol tests' SmolLM2 one: both threads (nothing else runs while the
+    answer tests do), one slot so the prefix cache serves one conversation at a time, and a context
+    that holds a whole QA thread. BASTION_TEST_CAPABLE_MODEL_URL points at a running one instead.
+    """
+    given = os.environ.get("BASTION_TEST_CAPABLE_MODEL_URL")
+    if given:
+        yield given
+        return
+    server = LocalServer(
+        LocalServerConfig(
+            binary=llama_binary,
+            model=ensure_model(CACHE_DIR, "qwen2.5-1.5b"),
+            state_dir=tmp_path_factory.mktemp("capable-llm"),
+            threads=2,
+            ctx_size=16384,
+            parallel=1,
+            alias=LOCAL_MODELS["qwen2.5-1.5b"].alias,
+            startup_timeout_s=300,
         )
     )
     state = server.start()

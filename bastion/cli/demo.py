@@ -14,7 +14,7 @@ from bastion.cli._common import settings as get_settings
 from bastion.cli.ask import print_result
 from bastion.cli.index import index_paths
 from bastion.settings import Settings
-from bastion.wiring import qa_agent
+from bastion.wiring import local_server, qa_agent
 from retrieval import Principal
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
@@ -37,7 +37,8 @@ def demo(
     s = get_settings(ctx)
     out.rule("[bold]Bastion demo[/bold]")
     out.print(
-        f"Data directory: {s.data_dir}\nModel server: {s.model.url or 'local llama-server (SmolLM2-135M)'}"
+        f"Data directory: {s.data_dir}\n"
+        f"Model server: {s.model.url or f'local llama-server ({local_server(s).config.alias})'}"
     )
     out.rule("1. Index the sample corpus")
     report = index_paths(ctx, [corpus], groups=frozenset(), show_progress=True)

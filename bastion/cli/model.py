@@ -24,6 +24,7 @@ from serving import (
     MetricsSnapshot,
     ServerInfo,
     SGLangFlags,
+    ensure_model,
     launch_commands,
     probe,
     server_args_of,
@@ -95,9 +96,14 @@ def stop(ctx: typer.Context) -> None:
 
 @app.command()
 def install(ctx: typer.Context) -> None:
-    """Build llama-server and fetch the model into the cache (what `scripts/setup.sh` runs)."""
-    server = local_server(get_settings(ctx), install=say)
-    out.print(f"llama-server: {server.config.binary}\nmodel: {server.config.model}")
+    """Build llama-server and fetch the models into the cache (what `scripts/setup.sh` runs).
+
+    The configured local model (Qwen2.5-Coder-1.5B unless BASTION_LOCAL_MODEL says otherwise), and
+    SmolLM2-135M beside it: the fallback, and the model of the fast protocol tests."""
+    s = get_settings(ctx)
+    server = local_server(s, install=say)
+    fallback = ensure_model(s.cache_dir, "smollm2", log=say)
+    out.print(f"llama-server: {server.config.binary}\nmodel: {server.config.model}\nfallback: {fallback}")
 
 
 SGLANG_FLAGS = (
