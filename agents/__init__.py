@@ -14,6 +14,7 @@ from agents._learned_router import (
     train,
 )
 from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
+from agents._quotes import content_words
 from agents._repo import RepoFile, scan
 from agents._router import RouteDecision, Router, Step, StepRecord, route_effort, start_easy
 
@@ -42,6 +43,7 @@ __all__ = [
     "StepRecord",
     "ThreadAccessError",
     "answer_schema",
+    "content_words",
     "default_labels",
     "read_labels",
     "route_effort",

@@ -1,10 +1,14 @@
 """The QA answer as claim-citation pairs: the json_schema the model fills, and the checks it must pass.
 
-The model returns `{"claims": [{"quote", "text", "citations"}], "answerable", "confident"}`: the
-judgements come after the claims, so a small model writes them with the evidence in view. Nothing in
-it is trusted: a citation must name a passage the model was shown, a quote must occur in a cited
-passage (after whitespace and case normalisation), a claim left without a valid citation is dropped,
-and the refusal decision needs both the model's "not answerable" and the absence of any verified quote.
+The model returns `{"answerable", "claims": [{"text", "citations", "quote"}]}`. The verdict comes
+first, before any claim is written: a model that starts writing claims has committed to answering
+(with the verdict last, a 1.5B model declined 0 of 4 unanswerable questions; asked first, the same
+model declines them, docs/answer-quality.md). Each claim is written in the model's own words and then
+backed by a quote *picked* from the shown passages' sentences and list items (`agents/_quotes.py`).
+
+Nothing in it is trusted: a citation must name a passage the model was shown, a quote must be a unit
+of a cited passage, a claim left without a valid citation is dropped, a claim whose quote does not
+say what the claim says is flagged, and an answer left with no supported claim is a refusal.
 """
 
 from __future__ import annotations
@@ -15,27 +19,32 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents._citations import Citation, citation_of
+from agents._quotes import SUPPORT_THRESHOLD, support, units_of
 from retrieval import Chunk
 from serving import JsonSchema
 
 MAX_CLAIMS = 3
 MAX_CLAIM_CHARS = 300
-MAX_QUOTE_CHARS = 160
-MIN_QUOTE_CHARS = 12
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 # Flags that make the escalation strategy retry the answer with reasoning_effort="high".
 ESCALATING_FLAGS = frozenset(
-    {"model_refused", "model_unsure", "unverified_quote", "dropped_claims", "unsupported", "malformed_output"}
+    {
+        "model_refused",
+        "unverified_quote",
+        "dropped_claims",
+        "unsupported",
+        "unsupported_claim",
+        "malformed_output",
+    }
 )
 
 
 class Claim(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    quote: str = ""
     text: str
     citations: list[int] = Field(default_factory=list)
+    quote: str = ""  # found by the checks, never taken from the model
 
 
 class Draft(BaseModel):
@@ -45,7 +54,6 @@ class Draft(BaseModel):
 
     answerable: bool = True
     claims: list[Claim] = Field(default_factory=list)
-    confident: bool = True
 
 
 class Checked(BaseModel):
@@ -59,42 +67,26 @@ class Checked(BaseModel):
 
 
 def quotable(passages: dict[int, Chunk]) -> list[str]:
-    """The sentences of the shown passages, each cut to MAX_QUOTE_CHARS: what a quote may be."""
-    sentences: dict[str, None] = {}
-    for chunk in passages.values():
-        for sentence in _SENTENCE_END.split(chunk.text):
-            if sentence.lstrip().startswith("#"):
-                continue  # a heading says what a section is about, not what it says
-            sentence = " ".join(sentence.split()).lstrip("-*> ").strip()
-            if len(sentence) >= MIN_QUOTE_CHARS:
-                sentences.setdefault(sentence[:MAX_QUOTE_CHARS].rstrip(), None)
-    return list(sentences)
+    """What a quote may be: the shown passages' sentences and list items (with their lead-in)."""
+    return list(units_of(passages))
 
 
 def answer_schema(passages: dict[int, Chunk]) -> JsonSchema:
-    """Enforced by both llama-server and SGLang: citations can only name passages that were shown,
-    and each quote is chosen from their sentences rather than typed out.
-
-    The quote comes first and is picked, not written: selecting evidence is within reach of even a
-    135M model, where free copying drifts, and the claim that follows is written next to it. The
-    judgements come last, with the evidence in view.
-    """
+    """Enforced by both llama-server and SGLang: a verdict, then claims that can only cite passages
+    that were shown. No quote: the checks find it (see `check`)."""
     numbers = sorted(passages)
-    quotes = quotable(passages)
-    quote: dict[str, object] = {"type": "string", "enum": quotes} if quotes else {"type": "string"}
     claim = {
         "type": "object",
         "properties": {
-            "quote": quote,
             "text": {"type": "string", "minLength": 1, "maxLength": MAX_CLAIM_CHARS},
             "citations": {
                 "type": "array",
-                "items": {"type": "integer", "enum": sorted(numbers)},
+                "items": {"type": "integer", "enum": numbers},
                 "minItems": 1,
                 "maxItems": min(3, len(numbers)),
             },
         },
-        "required": ["quote", "text", "citations"],
+        "required": ["text", "citations"],
         "additionalProperties": False,
     }
     return JsonSchema(
@@ -102,11 +94,10 @@ def answer_schema(passages: dict[int, Chunk]) -> JsonSchema:
         schema={
             "type": "object",
             "properties": {
-                "claims": {"type": "array", "items": claim, "minItems": 1, "maxItems": MAX_CLAIMS},
                 "answerable": {"type": "boolean"},
-                "confident": {"type": "boolean"},
+                "claims": {"type": "array", "items": claim, "minItems": 0, "maxItems": MAX_CLAIMS},
             },
-            "required": ["claims", "answerable", "confident"],
+            "required": ["answerable", "claims"],
             "additionalProperties": False,
         },
     )
@@ -129,7 +120,7 @@ def parse_draft(content: str) -> tuple[Draft, bool]:
             text = match.group(1)
         numbers = [int(n) for n in re.findall(r"\d+", match.group(2))]
         claims.append(Claim(text=text, citations=numbers))
-    return Draft(answerable=bool(claims), claims=claims, confident=False), True
+    return Draft(answerable=bool(claims), claims=claims), True
 
 
 _MARKER = re.compile(r"\s*\[\d{1,3}\]")
@@ -142,12 +133,14 @@ def normalise(text: str) -> str:
     return " ".join(text.casefold().split()).strip(_EDGE_PUNCTUATION)
 
 
-def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str) -> Checked:
+def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str, question: str = "") -> Checked:
     """`passages` maps the numbers the model was shown to their chunks."""
+    if not draft.answerable:
+        return _refused(refusal, ["model_refused"])
     flags: list[str] = []
-    texts = {n: normalise(p.text) for n, p in passages.items()}
+    units = units_of(passages)
     kept: list[Claim] = []
-    dropped, unverified, corrected, verified_any = [], [], False, False
+    dropped, unsupported, corrected = [], [], False
     seen: set[str] = set()
     for index, claim in enumerate(draft.claims, start=1):
         text = _MARKER.sub("", claim.text).strip()
@@ -155,39 +148,52 @@ def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str) -> Checked:
             continue  # small models repeat themselves; a repeated claim adds nothing
         seen.add(normalise(text))
         numbers = list(dict.fromkeys(n for n in claim.citations if n in passages))
-        quote = normalise(claim.quote)
-        if quote:
-            holders = [n for n in sorted(passages) if quote in texts[n]]
-            if any(n in holders for n in numbers):
-                verified_any = True
-            elif holders:
-                # The quote is real but the model numbered the wrong passage: cite where it is.
-                numbers, corrected, verified_any = holders[:1], True, True
-            else:
-                unverified.append(index)
-                claim = claim.model_copy(update={"quote": ""})
         if not numbers:
             dropped.append(index)
             continue
-        kept.append(Claim(quote=claim.quote if quote else "", text=text, citations=numbers))
+        # The quote is ours to find: the unit of a cited passage that best supports the claim, else of
+        # another shown passage (then the citation moves there: the model numbered the wrong one).
+        found = _best_unit(text, question, numbers, units) or _best_unit(
+            text, question, list(passages), units
+        )
+        if found is None:
+            unsupported.append(index)
+            kept.append(Claim(text=text, citations=numbers))
+            continue
+        exact, holders = found
+        if not set(holders) & set(numbers):
+            numbers, corrected = holders[:1], True
+        kept.append(Claim(text=text, citations=numbers, quote=exact))
     if dropped:
         flags.append(f"dropped_claims:{','.join(map(str, dropped))}")
-    if unverified:
-        flags.append(f"unverified_quote:{','.join(map(str, unverified))}")
+    if unsupported:
+        flags.append(f"unsupported_claim:{','.join(map(str, unsupported))}")
     if corrected:
         flags.append("corrected_citations")
-    if not draft.answerable and not verified_any:
-        return _refused(refusal, [*flags, "model_refused"])
-    if not kept:
+    if not kept or len(unsupported) == len(kept):
+        # Nothing the passages say backs the answer: a claim that only restates the question, or
+        # states a figure no passage gives, is how a small model answers what no passage says.
         return _refused(refusal, [*flags, "unsupported"])
-    if not draft.answerable or not draft.confident:
-        flags.append("model_unsure")
     numbers = list(dict.fromkeys(n for c in kept for n in c.citations))
     # A claim may cite several passages; its quote belongs only to those that contain it.
-    quotes = {n: c.quote for c in kept for n in c.citations if c.quote and normalise(c.quote) in texts[n]}
+    quotes = {n: c.quote for c in kept for n in c.citations if c.quote and c.quote in passages[n].text}
     citations = [citation_of(n, passages[n], quotes.get(n)) for n in numbers]
     answer = " ".join(_with_markers(c) for c in kept)
     return Checked(answer=answer, claims=kept, citations=citations, refused=False, flags=flags)
+
+
+def _best_unit(
+    claim: str, question: str, numbers: list[int], units: dict[str, tuple[str, list[int]]]
+) -> tuple[str, list[int]] | None:
+    """(exact text, holders) of the unit of passages `numbers` that best supports the claim, if one
+    does; the first in passage order among equals."""
+    best: tuple[float, str, list[int]] | None = None
+    for shown, (exact, holders) in units.items():
+        if set(holders) & set(numbers):
+            score = support(claim, shown, question)
+            if score >= SUPPORT_THRESHOLD and (best is None or score > best[0]):
+                best = (score, exact, [n for n in holders if n in numbers] or holders)
+    return None if best is None else (best[1], best[2])
 
 
 def _with_markers(claim: Claim) -> str:
@@ -201,9 +207,5 @@ def _refused(refusal: str, flags: list[str]) -> Checked:
 def reply_json(checked: Checked) -> str:
     """The assistant turn as later prompts show it: the checked answer in the schema's own shape, as
     canonical compact JSON, so it renders identically every turn and shows the model its format."""
-    body = {
-        "claims": [c.model_dump() for c in checked.claims],
-        "answerable": not checked.refused,
-        "confident": True,
-    }
+    body = {"answerable": not checked.refused, "claims": [c.model_dump() for c in checked.claims]}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))

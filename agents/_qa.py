@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import thread_values
 from agents._prompts import render
+from agents._quotes import content_words
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from retrieval import Chunk, Principal, Retriever, SearchMode
 from serving import ChatClient, ChatRequest, ChatResult, Effort, JsonSchema, Message, Usage
@@ -38,7 +40,7 @@ REFUSAL = "Not found in the documents you can access."
 class QAOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    top_k: int = 3
+    top_k: int = 5
     mode: SearchMode = "hybrid"
     min_score: float = 0.25  # dense mode only: hybrid (RRF) scores are ranks, not similarities
     max_tokens: int = 320
@@ -211,6 +213,9 @@ class QAAgent:
         except (ValueError, KeyError, TypeError):
             query = ""
         flags = [] if query else ["rewrite_failed"]
+        context = " ".join(f"{t['question']} {t['answer']}" for t in self._shown_turns(state))
+        if query and not is_search_query(query, state["question"], context):
+            query, flags = "", ["rewrite_rejected"]
         return {
             "search_query": query or state["question"],
             "flags": state["flags"] + flags,
@@ -293,7 +298,7 @@ class QAAgent:
             checked = Checked(answer=REFUSAL, claims=[], citations=[], refused=True, flags=[])
             return {"checked": checked.model_dump()}
         draft, malformed = parse_draft(state["draft"])
-        checked = check(draft, self._shown_passages(state), refusal=REFUSAL)
+        checked = check(draft, self._shown_passages(state), refusal=REFUSAL, question=state["question"])
         flags = [*checked.flags, *(["malformed_output"] if malformed else [])]
         return {"checked": checked.model_dump(), "flags": state["flags"] + flags}
 
@@ -369,6 +374,18 @@ def _passages_block(evidence: list[dict[str, Any]], numbers: list[int]) -> str:
         )
         for n, c in chunks
     )
+
+
+_KEY_VALUE = re.compile(r"[a-z0-9]+_[a-z0-9_]+|^\s*[\w.-]+\s*[:=]\s*\S+$|[{}\[\]<>]", re.IGNORECASE)
+
+
+def is_search_query(query: str, question: str, context: str) -> bool:
+    """Whether a follow-up's rewrite reads as a search query for this conversation: no key-value or
+    markup junk (`minimum_password_length: 800`), and at least one content word of the question or
+    of the conversation it refers to. Anything else is replaced by the question as asked."""
+    if _KEY_VALUE.search(query):
+        return False
+    return bool(content_words(query) & content_words(f"{question} {context}"))
 
 
 def history_start(turns: int, window: int) -> int:

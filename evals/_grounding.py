@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agents import QAAgent, QAResult
+from agents import QAAgent, QAResult, content_words
 from evals._context import EvalContext
 from evals._corpora import Corpus, Query, python_faq_corpus
 from evals._judge import judge
@@ -50,6 +50,8 @@ class Answered(BaseModel):
     verified: bool = False
     cites_relevant: bool = False
     flags: list[str] = []
+    reference_recall: float | None = None  # of the reference answer's lead facts, the share stated
+    supported: bool = False  # no claim flagged as unsupported by its quote
     faithful: bool | None = None
     correct: bool | None = None
     error: str | None = None  # the model server failed this question (it is left out of the shares)
@@ -61,6 +63,21 @@ def split(queries: list[Query], seed: int) -> tuple[list[Query], list[Query]]:
     withheld = random.Random(seed + 1).sample(queries, count)
     chosen = {q.id for q in withheld}
     return [q for q in queries if q.id not in chosen], withheld
+
+
+REFERENCE_LEAD_WORDS = 40
+FACTS_RIGHT_RECALL = 0.5
+
+
+def reference_recall(answer: str, reference: str) -> float:
+    """The share of the reference answer's lead content words (its first ~40 words: where the FAQ
+    states its answer before elaborating) that the answer states. 0.5 and above counts as the
+    reference's facts contained: measured, not judged, so it needs no second model."""
+    lead = " ".join(reference.split()[:REFERENCE_LEAD_WORDS])
+    wanted = content_words(lead)
+    if not wanted:
+        return 0.0
+    return len(wanted & content_words(answer)) / len(wanted)
 
 
 def verify(result: QAResult, texts: dict[str, str]) -> bool:
@@ -140,6 +157,14 @@ async def _ask_all(
                 verified=verify(result, texts),
                 cites_relevant=any(ids.get(c.source) in query.relevant for c in result.citations),
                 flags=result.flags,
+                supported=not result.refused and not any(f.startswith("unsupported") for f in result.flags),
+                reference_recall=(
+                    None
+                    if hidden or not query.answer
+                    else 0.0
+                    if result.refused
+                    else round(reference_recall(result.answer, query.answer), 4)
+                ),
             )
             if judge_client is not None and not hidden and not result.refused and query.answer:
                 verdict = await judge(
@@ -181,6 +206,13 @@ def _result(
         mean_metric("answered/cites_relevant_share", flag(answered, "cites_relevant")),
         mean_metric("answerable/answered_share", [0.0 if o.refused else 1.0 for o in asked]),
         mean_metric("withheld/refusal_share", flag(hidden, "refused")),
+        mean_metric("answerable/declined_share", flag(asked, "refused"), higher_is_better=False),
+        mean_metric(
+            "answerable/reference_facts_share",
+            [1.0 if (o.reference_recall or 0.0) >= FACTS_RIGHT_RECALL else 0.0 for o in asked],
+        ),
+        mean_metric("answerable/reference_recall", [o.reference_recall or 0.0 for o in asked]),
+        mean_metric("answered/supported_share", flag(answered, "supported")),
         mean_metric(
             "answered/words", [float(o.words) for o in answered], higher_is_better=None, unit="words"
         ),

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from evals._answers import answers
 from evals._context import EvalContext
 from evals._grounding import grounding
 from evals._result import EvalResult
@@ -41,6 +42,12 @@ SUITES: dict[str, Suite] = {
             "Python's documentation (Debian python3-doc): FAQ question → the FAQ section answering it",
             False,
             docs_faq,
+        ),
+        Suite(
+            "answers",
+            "QA agent on the sample policies: facts right, right file cited, unanswerable questions declined",
+            True,
+            answers,
         ),
         Suite(
             "grounding",

@@ -84,7 +84,6 @@ def print_code_result(result: CodeResult) -> None:
 _CODE_FLAG_TEXT = {
     "uncited": "the answer cites no existing file and line range",
     "dropped_citations": "citations of lines that do not exist were removed",
-    "model_unsure": "the model said it is not sure of this answer",
     "malformed_output": "the model did not return the expected JSON",
     "truncated": "the answer hit the token limit and may be cut short",
 }
@@ -120,14 +119,15 @@ def print_result(result: QAResult) -> None:
 
 
 _FLAG_TEXT = {
-    "unsupported": "no claim kept a citation of a retrieved passage, so nothing is shown",
+    "unsupported": "no claim is backed by what the retrieved passages say, so nothing is shown",
+    "unsupported_claim": "a sentence says more than the quote it cites; check it against the passage",
     "dropped_claims": "sentences citing no passage the model was shown were removed",
     "unverified_quote": "a quote the model gave is not in the passage it cited; the sentence is unverified",
     "corrected_citations": "a quote was found in another passage than the one cited; the citation was fixed",
     "model_refused": "the model judged the passages not to answer the question",
-    "model_unsure": "the model said it is not sure of this answer",
     "malformed_output": "the model did not return the expected JSON; the answer was recovered from its text",
     "truncated": "the answer hit the token limit and may be cut short",
     "escalated": "the first (reasoning none) answer failed its checks and was redone with reasoning high",
     "rewrite_failed": "the follow-up could not be rewritten; it was searched as asked",
+    "rewrite_rejected": "the follow-up's rewrite was not a search query; it was searched as asked",
 }

@@ -241,10 +241,30 @@ def test_code_agent_from_the_cli(tmp_path: Path, llm_url: str) -> None:
     assert missing.returncode == 2 and "--repo" in missing.stderr
 
 
-def test_demo_indexes_asks_refuses_and_reports_cache_reuse(tmp_path: Path, llm_url: str) -> None:
-    done = bastion("demo", data_dir=tmp_path, model_url=llm_url)
+# The demo's questions (bastion/cli/demo.py), each with the fact a right answer states and its file.
+DEMO_ANSWERS = [
+    (("20 days", "twenty days"), "remote-work-policy.md"),
+    (("line manager",), "remote-work-policy.md"),
+    (("14 characters", "fourteen characters"), "information-security-policy.md"),
+    (("30 days", "thirty days"), "data-retention.md"),
+]
+
+
+@pytest.mark.capable_llm
+def test_demo_answers_right_cites_the_right_file_refuses_and_reports_cache_reuse(
+    tmp_path: Path, capable_llm_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README command 1 on the default (capable) local model: right answers, not only a run."""
+    monkeypatch.setenv("COLUMNS", "400")  # no line wrapped inside a file name
+    done = bastion("demo", data_dir=tmp_path, model_url=capable_llm_url)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "6 document(s) indexed" in out
-    assert out.count("Q:") == 4 and "Not found in the documents you can access." in out
+    turns = out.split("Q:")[1:]
+    assert len(turns) == 4 + 1, out
+    for turn, (facts, source) in zip(turns, DEMO_ANSWERS, strict=False):
+        answer, _, rest = turn.partition("\n  [")  # the answer, then its citations
+        assert any(f in " ".join(answer.split()) for f in facts), turn
+        assert source in rest, turn
+    assert "Not found in the documents you can access." in turns[-1]
     assert "Follow-up turns reused" in out and "model calls" in out
