@@ -25,7 +25,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
 from agents._errors import thread_values
-from agents._qa import history_start
+from agents._qa_prompts import history_start
 from agents._router import RouteDecision, Router, StepRecord, route_effort
 from retrieval import Principal
 from serving import ChatClient, ChatRequest, Effort, Message, Usage

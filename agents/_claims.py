@@ -64,6 +64,9 @@ class Checked(BaseModel):
     citations: list[Citation]
     refused: bool
     flags: list[str]
+    # The best support any claim found (agents/_quotes.py), None when the model declined: the figure
+    # the decline threshold is tuned on (the grounding suite records it per question).
+    support: float | None = None
 
 
 def quotable(passages: dict[int, Chunk]) -> list[str]:
@@ -133,14 +136,22 @@ def normalise(text: str) -> str:
     return " ".join(text.casefold().split()).strip(_EDGE_PUNCTUATION)
 
 
-def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str, question: str = "") -> Checked:
-    """`passages` maps the numbers the model was shown to their chunks."""
+def check(
+    draft: Draft,
+    passages: dict[int, Chunk],
+    *,
+    refusal: str,
+    question: str = "",
+    threshold: float = SUPPORT_THRESHOLD,
+) -> Checked:
+    """`passages` maps the numbers the model was shown to their chunks; a claim whose best quote
+    supports it less than `threshold` is unsupported."""
     if not draft.answerable:
         return _refused(refusal, ["model_refused"])
     flags: list[str] = []
     units = units_of(passages)
     kept: list[Claim] = []
-    dropped, unsupported, corrected = [], [], False
+    dropped, unsupported, corrected, best = [], [], False, 0.0
     seen: set[str] = set()
     for index, claim in enumerate(draft.claims, start=1):
         text = _MARKER.sub("", claim.text).strip()
@@ -153,17 +164,23 @@ def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str, question: s
             continue
         # The quote is ours to find: the unit of a cited passage that best supports the claim, else of
         # another shown passage (then the citation moves there: the model numbered the wrong one).
-        found = _best_unit(text, question, numbers, units) or _best_unit(
-            text, question, list(passages), units
-        )
-        if found is None:
+        score, exact, holders = _best_unit(text, question, numbers, units)
+        if score < threshold:
+            score, exact, holders = max(
+                (score, exact, holders), _best_unit(text, question, list(passages), units), key=lambda b: b[0]
+            )
+        best = max(best, score)
+        if score < threshold:
             unsupported.append(index)
             kept.append(Claim(text=text, citations=numbers))
             continue
-        exact, holders = found
         if not set(holders) & set(numbers):
-            numbers, corrected = holders[:1], True
-        kept.append(Claim(text=text, citations=numbers, quote=exact))
+            corrected = True  # the model numbered the wrong passage: cite where the quote is
+        # A claim cites what backs it: the passages holding its quote, not every number the model
+        # listed beside it.
+        kept.append(
+            Claim(text=text, citations=[n for n in holders if n in numbers] or holders[:1], quote=exact)
+        )
     if dropped:
         flags.append(f"dropped_claims:{','.join(map(str, dropped))}")
     if unsupported:
@@ -173,35 +190,35 @@ def check(draft: Draft, passages: dict[int, Chunk], *, refusal: str, question: s
     if not kept or len(unsupported) == len(kept):
         # Nothing the passages say backs the answer: a claim that only restates the question, or
         # states a figure no passage gives, is how a small model answers what no passage says.
-        return _refused(refusal, [*flags, "unsupported"])
+        return _refused(refusal, [*flags, "unsupported"], support=best)
     numbers = list(dict.fromkeys(n for c in kept for n in c.citations))
     # A claim may cite several passages; its quote belongs only to those that contain it.
     quotes = {n: c.quote for c in kept for n in c.citations if c.quote and c.quote in passages[n].text}
     citations = [citation_of(n, passages[n], quotes.get(n)) for n in numbers]
     answer = " ".join(_with_markers(c) for c in kept)
-    return Checked(answer=answer, claims=kept, citations=citations, refused=False, flags=flags)
+    return Checked(answer=answer, claims=kept, citations=citations, refused=False, flags=flags, support=best)
 
 
 def _best_unit(
     claim: str, question: str, numbers: list[int], units: dict[str, tuple[str, list[int]]]
-) -> tuple[str, list[int]] | None:
-    """(exact text, holders) of the unit of passages `numbers` that best supports the claim, if one
-    does; the first in passage order among equals."""
-    best: tuple[float, str, list[int]] | None = None
+) -> tuple[float, str, list[int]]:
+    """(support, exact text, holders) of the unit of passages `numbers` that best supports the claim;
+    the first in passage order among equals; (0, "", []) when there is none."""
+    best: tuple[float, str, list[int]] = (0.0, "", [])
     for shown, (exact, holders) in units.items():
         if set(holders) & set(numbers):
             score = support(claim, shown, question)
-            if score >= SUPPORT_THRESHOLD and (best is None or score > best[0]):
+            if score > best[0]:
                 best = (score, exact, [n for n in holders if n in numbers] or holders)
-    return None if best is None else (best[1], best[2])
+    return best
 
 
 def _with_markers(claim: Claim) -> str:
     return f"{claim.text} " + "".join(f"[{n}]" for n in claim.citations)
 
 
-def _refused(refusal: str, flags: list[str]) -> Checked:
-    return Checked(answer=refusal, claims=[], citations=[], refused=True, flags=flags)
+def _refused(refusal: str, flags: list[str], support: float | None = None) -> Checked:
+    return Checked(answer=refusal, claims=[], citations=[], refused=True, flags=flags, support=support)
 
 
 def reply_json(checked: Checked) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,10 +28,18 @@ from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import thread_values
 from agents._prompts import render
-from agents._quotes import content_words
+from agents._qa_prompts import (
+    REWRITE_SCHEMA,
+    VERIFY_SCHEMA,
+    history_start,
+    is_search_query,
+    passages_block,
+    verify_request,
+)
+from agents._quotes import SUPPORT_THRESHOLD
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from retrieval import Chunk, Principal, Retriever, SearchMode
-from serving import ChatClient, ChatRequest, ChatResult, Effort, JsonSchema, Message, Usage
+from serving import ChatClient, ChatRequest, ChatResult, Effort, Message, Usage
 
 REFUSAL = "Not found in the documents you can access."
 
@@ -47,6 +54,8 @@ class QAOptions(BaseModel):
     temperature: float = 0.0
     history_turns: int = 12
     escalate: bool = False  # retry once with "high" when a "none" answer fails its checks
+    verify: bool = True  # ask the model whether the checked answer's quotes answer the question
+    support_threshold: float = SUPPORT_THRESHOLD  # below it a claim is unsupported (agents/_quotes.py)
 
 
 class QAResult(BaseModel):
@@ -60,6 +69,7 @@ class QAResult(BaseModel):
     retrieved_chunk_ids: list[str]  # everything retrieval returned this turn, cited or not (for audit)
     refused: bool
     flags: list[str]
+    support: float | None = None  # the best support a claim's quote gave (None: the model declined)
     reasoning_effort: Effort
     effort_reason: str
     escalated: bool
@@ -120,14 +130,16 @@ class QAAgent:
         graph.add_node("answer", self._answer)
         graph.add_node("check", self._check)
         graph.add_node("escalate", self._escalate)
+        graph.add_node("verify", self._verify)
         graph.add_node("finish", self._finish)
         graph.add_edge(START, "route")
         graph.add_conditional_edges("route", _after_route, ["rewrite", "retrieve"])
         graph.add_edge("rewrite", "retrieve")
         graph.add_edge("retrieve", "answer")
         graph.add_edge("answer", "check")
-        graph.add_conditional_edges("check", self._after_check, ["escalate", "finish"])
+        graph.add_conditional_edges("check", self._after_check, ["escalate", "verify", "finish"])
         graph.add_edge("escalate", "answer")
+        graph.add_edge("verify", "finish")
         graph.add_edge("finish", END)
         self.graph = graph.compile(checkpointer=checkpointer)
 
@@ -177,6 +189,7 @@ class QAAgent:
             citations=checked.citations,
             refused=checked.refused,
             flags=state["flags"],
+            support=checked.support,
             reasoning_effort=state["effort"],
             effort_reason=state["effort_reason"],
             escalated=state["escalated"],
@@ -204,7 +217,7 @@ class QAAgent:
                 reasoning_effort=decision.effort,
                 max_tokens=64,
                 temperature=0.0,
-                response_format=_REWRITE_SCHEMA,
+                response_format=REWRITE_SCHEMA,
                 cache_salt=runtime.context.cache_salt,
             )
         )
@@ -298,15 +311,68 @@ class QAAgent:
             checked = Checked(answer=REFUSAL, claims=[], citations=[], refused=True, flags=[])
             return {"checked": checked.model_dump()}
         draft, malformed = parse_draft(state["draft"])
-        checked = check(draft, self._shown_passages(state), refusal=REFUSAL, question=state["question"])
+        checked = check(
+            draft,
+            self._shown_passages(state),
+            refusal=REFUSAL,
+            question=state["question"],
+            threshold=self.options.support_threshold,
+        )
         flags = [*checked.flags, *(["malformed_output"] if malformed else [])]
         return {"checked": checked.model_dump(), "flags": state["flags"] + flags}
 
-    def _after_check(self, state: _State) -> Literal["escalate", "finish"]:
-        if not self.options.escalate or state["effort"] == "high" or not state["retrieved"]:
+    def _after_check(self, state: _State) -> Literal["escalate", "verify", "finish"]:
+        if not state["retrieved"]:
             return "finish"
         failed = {flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS
-        return "escalate" if failed else "finish"
+        if self.options.escalate and state["effort"] != "high" and failed:
+            return "escalate"
+        refused = Checked.model_validate(state["checked"]).refused
+        return "verify" if self.options.verify and not refused else "finish"
+
+    async def _verify(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+        """A second look by the model at what survived the checks: does the quoted text answer the
+        question asked, or only a neighbouring one? Lexical support cannot tell "annual leave is 25
+        days" from an answer to "how many paid days off for a sick child?"; the model can. It costs a
+        short call whose prefix is the answer call's, so the server has it cached."""
+        checked = Checked.model_validate(state["checked"])
+        decision = decide(self.router, "verify", state["question"])
+        result = await self.client.complete(
+            ChatRequest(
+                messages=[
+                    *self._prefix(state, with_new_passages=True),
+                    Message(
+                        role="user",
+                        content=verify_request(state["question"], checked.claims),
+                    ),
+                ],
+                reasoning_effort=decision.effort,
+                max_tokens=16,
+                temperature=0.0,
+                response_format=VERIFY_SCHEMA,
+                cache_salt=runtime.context.cache_salt,
+            )
+        )
+        steps = [*state["steps"], _record("verify", decision, result)]
+        try:
+            answers = bool(json.loads(result.content)["answers_question"])
+        except (ValueError, KeyError, TypeError):
+            return {"steps": steps, "flags": [*state["flags"], "verify_failed"]}  # the checks stand
+        if answers:
+            return {"steps": steps}
+        declined = Checked(
+            answer=REFUSAL,
+            claims=[],
+            citations=[],
+            refused=True,
+            flags=["verifier_declined"],
+            support=checked.support,
+        )
+        return {
+            "steps": steps,
+            "checked": declined.model_dump(),
+            "flags": [*state["flags"], "verifier_declined"],
+        }
 
     async def _escalate(self, state: _State) -> dict[str, Any]:
         failed = sorted({flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS)
@@ -353,46 +419,11 @@ class QAAgent:
         evidence = state.get("evidence") or []
         parts = [render("qa_system")]
         for turn in self._shown_turns(state):
-            parts.append(_passages_block(evidence, turn["introduced"]))
+            parts.append(passages_block(evidence, turn["introduced"]))
             parts.append(f"User: {turn['question']}\nAssistant: {turn['reply']}")
         if with_new_passages:
-            parts.append(_passages_block(evidence, state["introduced"]))
+            parts.append(passages_block(evidence, state["introduced"]))
         return [Message(role="system", content="\n\n".join(p for p in parts if p))]
-
-
-def _passages_block(evidence: list[dict[str, Any]], numbers: list[int]) -> str:
-    if not numbers:
-        return ""
-    chunks = [(n, Chunk.model_validate(evidence[n - 1])) for n in numbers]
-    return "Passages:\n\n" + "\n\n".join(
-        render(
-            "qa_passage",
-            number=n,
-            title=c.title or "untitled",
-            source=c.source.rsplit("/", 1)[-1],
-            text=c.text,
-        )
-        for n, c in chunks
-    )
-
-
-_KEY_VALUE = re.compile(r"[a-z0-9]+_[a-z0-9_]+|^\s*[\w.-]+\s*[:=]\s*\S+$|[{}\[\]<>]", re.IGNORECASE)
-
-
-def is_search_query(query: str, question: str, context: str) -> bool:
-    """Whether a follow-up's rewrite reads as a search query for this conversation: no key-value or
-    markup junk (`minimum_password_length: 800`), and at least one content word of the question or
-    of the conversation it refers to. Anything else is replaced by the question as asked."""
-    if _KEY_VALUE.search(query):
-        return False
-    return bool(content_words(query) & content_words(f"{question} {context}"))
-
-
-def history_start(turns: int, window: int) -> int:
-    """The first earlier turn to show: at most `window`, dropping old turns half a window at a time
-    so the shown transcript (and the cached prefix built on it) changes only every window/2 turns."""
-    step = max(1, window // 2)
-    return max(0, -(-(turns - window) // step) * step)
 
 
 def _after_route(state: _State) -> Literal["rewrite", "retrieve"]:
@@ -408,14 +439,3 @@ def _record(step: Step, decision: RouteDecision, result: ChatResult) -> dict[str
         latency_ms=result.latency_ms,
     )
     return record.model_dump()
-
-
-_REWRITE_SCHEMA = JsonSchema(
-    name="search_query",
-    schema={
-        "type": "object",
-        "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 200}},
-        "required": ["query"],
-        "additionalProperties": False,
-    },
-)

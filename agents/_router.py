@@ -48,9 +48,12 @@ def route_effort(question: str) -> RouteDecision:
 
 
 Router = Callable[[str], RouteDecision]
-Step = Literal["rewrite", "answer", "code", "chat"]
+Step = Literal["rewrite", "answer", "verify", "code", "chat"]
 
-_EASY_STEPS: dict[Step, str] = {"rewrite": "query rewriting is an easy step"}
+_EASY_STEPS: dict[Step, str] = {
+    "rewrite": "query rewriting is an easy step",
+    "verify": "a yes/no check of an answer against its quotes is an easy step",
+}
 
 
 def decide(router: Router, step: Step, text: str) -> RouteDecision:

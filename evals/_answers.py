@@ -58,6 +58,7 @@ class Scored(BaseModel):
     cites_source: bool = False
     supported: bool = False  # no claim flagged as unsupported by its quote
     words: int = 0
+    support: float | None = None  # the best support a claim found (for tuning the decline threshold)
     flags: list[str] = []
     error: str | None = None
 
@@ -96,6 +97,7 @@ def score(question: PolicyQuestion, result: QAResult) -> Scored:
         cites_source=any(Path(c.source).name == question.source for c in result.citations),
         supported=not result.refused and not any(f.startswith("unsupported") for f in result.flags),
         words=len(result.answer.split()),
+        support=result.support,
         flags=result.flags,
     )
 

@@ -52,6 +52,7 @@ class Answered(BaseModel):
     flags: list[str] = []
     reference_recall: float | None = None  # of the reference answer's lead facts, the share stated
     supported: bool = False  # no claim flagged as unsupported by its quote
+    support: float | None = None  # the best support a claim found (for tuning the decline threshold)
     faithful: bool | None = None
     correct: bool | None = None
     error: str | None = None  # the model server failed this question (it is left out of the shares)
@@ -158,6 +159,7 @@ async def _ask_all(
                 cites_relevant=any(ids.get(c.source) in query.relevant for c in result.citations),
                 flags=result.flags,
                 supported=not result.refused and not any(f.startswith("unsupported") for f in result.flags),
+                support=result.support,
                 reference_recall=(
                     None
                     if hidden or not query.answer

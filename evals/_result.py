@@ -38,7 +38,8 @@ class DataVersion(BaseModel):
 
 
 class Metric(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # A share over no items (no answer given, say) is NaN, and must come back from the file as NaN.
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
 
     name: str  # "group/metric"
     value: float

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agents import REFUSAL, QAAgent, QAOptions, ThreadAccessError, start_easy
@@ -35,7 +36,21 @@ async def agent(
     store.close()
 
 
-async def test_answer_cites_retrieved_passages_verbatim(agent: QAAgent) -> None:
+@pytest.fixture
+async def capable_agent(
+    tmp_path: Path, capable_llm_url: str, embedder: SentenceTransformerEmbedder
+) -> AsyncIterator[QAAgent]:
+    """The same agent on the capable model: for tests that need an answer its checks accept."""
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    Indexer(embedder, store).index([CORPUS], owner="local")
+    async with ChatClient(capable_llm_url) as client:
+        yield QAAgent(client, Retriever(embedder, store), checkpointer=InMemorySaver())
+    store.close()
+
+
+@pytest.mark.capable_llm
+async def test_answer_cites_retrieved_passages_verbatim(capable_agent: QAAgent) -> None:
+    agent = capable_agent
     result = await agent.ask("How many days per year may staff work from abroad?", OPERATOR)
     assert not result.refused and result.answer
     assert result.citations, result.flags
@@ -43,7 +58,14 @@ async def test_answer_cites_retrieved_passages_verbatim(agent: QAAgent) -> None:
         assert Path(citation.source).read_text()[citation.start : citation.end] == citation.text
         assert citation.quote is None or normalise(citation.quote) in normalise(citation.text)
     assert result.reasoning_effort == "none"
-    assert [s.step for s in result.steps] == ["answer"]
+    assert [s.step for s in result.steps] == ["answer", "verify"]
+    # The verdict's call reuses the answer's whole prompt but its last message: cached by the server.
+    answer, verify = result.steps
+    assert (
+        verify.usage.cached_tokens is not None
+        and verify.usage.cached_tokens >= 0.8 * answer.usage.prompt_tokens
+    )
+    assert "20 days" in result.answer and Path(result.citations[0].source).name == "remote-work-policy.md"
     assert {c.chunk_id for c in result.citations} <= set(result.retrieved_chunk_ids)
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
     assert {"retrieve_ms", "generate_ms", "model_ms", "total_ms"} <= result.timings.keys()
@@ -63,11 +85,11 @@ async def test_threads_continue_and_reuse_the_prefix_cache(agent: QAAgent) -> No
     state = await agent.graph.aget_state({"configurable": {"thread_id": "t1"}})
     assert [t["question"] for t in state.values["history"]] == [first.question, second.question]
     # A follow-up is rewritten before retrieval, with the same prefix as the answer that follows.
-    rewrite, answer = second.steps
+    rewrite, answer = second.steps[:2]  # then the verdict, if the checks kept an answer
     assert (rewrite.step, rewrite.effort, answer.step) == ("rewrite", "none", "answer")
     assert second.search_query
     # Turn 1's whole system message (instructions and passages) opens turn 2's prompts: cached.
-    first_prompt = first.steps[-1].usage.prompt_tokens
+    first_prompt = next(s for s in first.steps if s.step == "answer").usage.prompt_tokens
     assert rewrite.usage.cached_tokens is not None and answer.usage.cached_tokens is not None
     assert rewrite.usage.cached_tokens >= 0.8 * first_prompt
     assert answer.usage.cached_tokens >= rewrite.usage.cached_tokens
@@ -99,9 +121,11 @@ def _escalation_server(seen: list[dict[str, Any]]) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         seen.append(body)
-        if body["reasoning_effort"] == "high":
+        if body["response_format"]["json_schema"]["name"] == "verdict":
+            draft: dict[str, Any] = {"answers_question": True}
+        elif body["reasoning_effort"] == "high":
             claim = {"text": "CCTV footage is kept for 30 days, then overwritten.", "citations": [1]}
-            draft: dict[str, Any] = {"answerable": True, "claims": [claim]}
+            draft = {"answerable": True, "claims": [claim]}
         else:
             draft = UNSURE
         message = {"role": "assistant", "content": json.dumps(draft)}
@@ -127,8 +151,13 @@ async def test_escalation_retries_once_with_high_when_the_none_answer_fails_its_
         agent = QAAgent(client, Retriever(embedder, store), options=options, router=start_easy)
         result = await agent.ask("How long is CCTV footage kept?", OPERATOR)
     store.close()
-    assert [body["reasoning_effort"] for body in seen] == ["none", "high"]
-    assert [s.effort for s in result.steps] == ["none", "high"]
+    # none answer, high answer, then the verdict on it (an easy step: none).
+    assert [body["reasoning_effort"] for body in seen] == ["none", "high", "none"]
+    assert [(s.step, s.effort) for s in result.steps] == [
+        ("answer", "none"),
+        ("answer", "high"),
+        ("verify", "none"),
+    ]
     assert result.escalated and result.reasoning_effort == "high"
     assert result.flags[0].startswith("escalated:") and "model_refused" in result.flags[0]
     assert not result.refused and result.citations and result.citations[0].quote

@@ -30,7 +30,9 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Iterator[Api]:
+def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Iterator[Api]:
+    """On the capable model: the API's answers are checked by their citations, which a 135M model's
+    claims rarely earn. Replies are capped at 160 tokens so chat turns stay short on 2 cores."""
     data_dir = tmp_path_factory.mktemp("api-data")
     assert bastion("index", str(CORPUS), "--groups", "staff", data_dir=data_dir).returncode == 0
     keys = {}
@@ -59,7 +61,8 @@ def api(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Iterator[Api]
     env = {
         **os.environ,
         "BASTION_DATA_DIR": str(data_dir),
-        "BASTION_MODEL_URL": llm_url,
+        "BASTION_MODEL_URL": capable_llm_url,
+        "BASTION_MODEL_MAX_TOKENS": "160",
         "BASTION_API_CODE_REPO": str(repo),
     }
     log = (data_dir / "api.log").open("w")

