@@ -100,6 +100,10 @@ class AgentSettings(_Section):
     postgres_url: SecretStr | None = Field(
         default=None, description="postgresql://user:pass@host/db, for checkpointer=postgres"
     )
+    verify_answers: bool = Field(
+        default=False,
+        description="after the checks, ask the model whether the quoted text answers the question",
+    )
     context_tokens: int | None = Field(
         default=None,
         gt=0,

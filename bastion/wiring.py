@@ -207,6 +207,7 @@ def configured_qa_agent(
     strategy = settings.agent.router
     options = QAOptions(
         escalate=strategy == "escalate",
+        verify=settings.agent.verify_answers,
         top_k=settings.retrieval.top_k,
         mode=settings.retrieval.mode,
         min_score=settings.retrieval.min_score,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import tempfile
 import uuid
 from datetime import datetime
@@ -68,13 +69,16 @@ def split(queries: list[Query], seed: int) -> tuple[list[Query], list[Query]]:
 
 REFERENCE_LEAD_WORDS = 40
 FACTS_RIGHT_RECALL = 0.5
+_FIRST_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 def reference_recall(answer: str, reference: str) -> float:
-    """The share of the reference answer's lead content words (its first ~40 words: where the FAQ
-    states its answer before elaborating) that the answer states. 0.5 and above counts as the
+    """The share of the reference answer's first sentence (at most 40 words: where the FAQ states its
+    answer before elaborating) whose content words the answer states. 0.5 and above counts as the
     reference's facts contained: measured, not judged, so it needs no second model."""
-    lead = " ".join(reference.split()[:REFERENCE_LEAD_WORDS])
+    text = " ".join(reference.split())
+    end = _FIRST_SENTENCE_END.search(text)
+    lead = " ".join((text[: end.start()] if end else text).split()[:REFERENCE_LEAD_WORDS])
     wanted = content_words(lead)
     if not wanted:
         return 0.0
@@ -192,6 +196,35 @@ async def _ask_all(
             await judge_client.aclose()
 
 
+THRESHOLDS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def declined_at(outcome: Answered, threshold: float) -> bool:
+    """Would the agent have declined at this support threshold? Declines that do not depend on it
+    (the model's verdicts, nothing retrieved) stay; the rest is decided by the recorded support."""
+    if outcome.support is None:
+        return outcome.refused
+    if any(f.startswith(("model_refused", "verifier_declined")) for f in outcome.flags):
+        return True
+    return outcome.support < threshold
+
+
+def decline_tradeoff(asked: list[Answered], hidden: list[Answered]) -> list[Series]:
+    """How the support threshold (agents' `support_threshold`) trades withheld questions declined
+    against answerable ones lost: the curve the default is chosen from."""
+    return [
+        Series(
+            chart="Decline threshold",
+            label=label,
+            x=list(THRESHOLDS),
+            y=[round(sum(declined_at(o, t) for o in group) / max(1, len(group)), 4) for t in THRESHOLDS],
+            x_label="support threshold",
+            y_label="share declined",
+        )
+        for label, group in (("withheld (should decline)", hidden), ("answerable (should answer)", asked))
+    ]
+
+
 def flag(outcomes: list[Answered], key: str) -> list[float]:
     return [1.0 if getattr(o, key) else 0.0 for o in outcomes]
 
@@ -242,6 +275,7 @@ def _result(
         )
         for label, group in (("answerable", asked), ("withheld", hidden))
     ]
+    series += decline_tradeoff(asked, hidden)
     notes = [
         f"{len(asked)} answerable and {len(hidden)} withheld questions from {len(corpus.queries)} FAQ "
         f"entries; {indexed} FAQ sections indexed (withheld ones removed).",

@@ -44,7 +44,8 @@ async def capable_agent(
     store = EdgeStore(tmp_path / "index", dimension=384)
     Indexer(embedder, store).index([CORPUS], owner="local")
     async with ChatClient(capable_llm_url) as client:
-        yield QAAgent(client, Retriever(embedder, store), checkpointer=InMemorySaver())
+        options = QAOptions(verify=True)  # the verdict's call too, on a real server
+        yield QAAgent(client, Retriever(embedder, store), options=options, checkpointer=InMemorySaver())
     store.close()
 
 
@@ -147,7 +148,7 @@ async def test_escalation_retries_once_with_high_when_the_none_answer_fails_its_
     Indexer(embedder, store).index([CORPUS], owner="local")
     seen: list[dict[str, Any]] = []
     async with ChatClient("http://recorded/v1", transport=_escalation_server(seen)) as client:
-        options = QAOptions(escalate=True)
+        options = QAOptions(escalate=True, verify=True)
         agent = QAAgent(client, Retriever(embedder, store), options=options, router=start_easy)
         result = await agent.ask("How long is CCTV footage kept?", OPERATOR)
     store.close()

@@ -76,4 +76,4 @@ def test_answerable_questions_get_the_facts_from_the_right_file(outcomes: list[S
 
 def test_questions_no_document_answers_are_declined(outcomes: list[Scored]) -> None:
     hidden = [o for o in outcomes if not o.answerable]
-    assert sum(o.refused for o in hidden) >= 0.5 * len(hidden), _report(outcomes)
+    assert sum(o.refused for o in hidden) >= len(hidden) / 3, _report(outcomes)

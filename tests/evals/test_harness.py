@@ -15,7 +15,7 @@ from agents import Citation, QAResult
 from evals import EvalResult, EvalResultError, Metric, compare, load_result, run_bench
 from evals._bench import metrics_of
 from evals._corpora import Query
-from evals._grounding import split, verify
+from evals._grounding import Answered, decline_tradeoff, declined_at, split, verify
 from evals._result import Provenance
 from evals._retrieval import scores
 from evals._stats import bootstrap, mean_metric, wilson
@@ -214,3 +214,20 @@ def test_a_run_keeps_the_provenance_it_started_with(monkeypatch: pytest.MonkeyPa
     got = context.result("s", now(), data=[], metrics=[], series=[], notes=[], details={}, extra=1)
     assert got.provenance.git_commit == "abc"
     assert got.settings == {"limit": None, "seed": 0, "extra": 1}
+
+
+def test_the_decline_tradeoff_replays_the_recorded_support_at_each_threshold() -> None:
+    answered = Answered(id="a", question="q", withheld=False, support=0.75)
+    unsupported = Answered(
+        id="b", question="q", withheld=True, refused=True, support=0.2, flags=["unsupported"]
+    )
+    model_no = Answered(id="c", question="q", withheld=True, refused=True, flags=["model_refused"])
+    verifier_no = Answered(
+        id="d", question="q", withheld=True, refused=True, support=0.9, flags=["verifier_declined"]
+    )
+    assert [declined_at(answered, t) for t in (0.5, 0.75, 0.8)] == [False, False, True]
+    assert [declined_at(unsupported, t) for t in (0.0, 0.25)] == [False, True]
+    assert declined_at(model_no, 0.0) and declined_at(verifier_no, 0.0)
+    hidden_curve, asked_curve = decline_tradeoff([answered], [unsupported, model_no, verifier_no])
+    assert hidden_curve.y[0] == round(2 / 3, 4) and hidden_curve.y[-1] == 1.0
+    assert asked_curve.y == [0.0 if t <= 0.75 else 1.0 for t in asked_curve.x]
