@@ -335,8 +335,9 @@ class QAAgent:
     async def _verify(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
         """A second look by the model at what survived the checks: does the quoted text answer the
         question asked, or only a neighbouring one? Lexical support cannot tell "annual leave is 25
-        days" from an answer to "how many paid days off for a sick child?"; the model can. It costs a
-        short call whose prefix is the answer call's, so the server has it cached."""
+        days" from an answer to "how many paid days off for a sick child?"; a strong model can (the
+        1.5B local one says yes to everything, hence off by default). It costs a short call whose
+        prefix is the answer call's, so the server has it cached."""
         checked = Checked.model_validate(state["checked"])
         decision = decide(self.router, "verify", state["question"])
         result = await self.client.complete(
