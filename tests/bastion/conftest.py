@@ -69,7 +69,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
     process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # about 35 s when idle; a loaded machine takes longer
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:

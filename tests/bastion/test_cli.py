@@ -17,11 +17,15 @@ pytestmark = pytest.mark.llm
 BASTION = str(Path(sys.executable).with_name("bastion"))
 
 
-def bastion(*args: str, data_dir: Path, model_url: str | None = None) -> subprocess.CompletedProcess[str]:
+def bastion(
+    *args: str, data_dir: Path, model_url: str | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_LOCAL_AUTO_START": "false"}
     if model_url:
         env["BASTION_MODEL_URL"] = model_url
-    return subprocess.run([BASTION, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [BASTION, *args], capture_output=True, text=True, env=env, timeout=timeout_s, check=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,10 @@ from evals import load_result
 from tests.bastion.test_cli import bastion
 
 RETRIEVAL = ("retrieval-cwe", "retrieval-banking", "docs-faq")
+# These runs take 2-3 minutes on an idle 2-core machine and more than twice that on a loaded one (CI):
+# a bound that catches a hang, not a slow machine.
+LONG_RUN_S = 1200
+pytestmark = pytest.mark.timeout(LONG_RUN_S + 120)  # the module fixture's run counts in its first test
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,7 @@ def retrieval_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--out",
         str(out),
         data_dir=tmp_path_factory.mktemp("data"),
+        timeout_s=LONG_RUN_S,
     )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
@@ -133,6 +138,7 @@ def test_model_suites_against_the_local_server_with_it_as_the_judge(llm_url: str
         str(out),
         data_dir=tmp_path / "data",
         model_url=llm_url,
+        timeout_s=LONG_RUN_S,
     )
     assert done.returncode == 0, done.stderr
     grounding = load_result(out / "grounding.json")
