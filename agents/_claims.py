@@ -30,7 +30,6 @@ MAX_CLAIM_CHARS = 300
 ESCALATING_FLAGS = frozenset(
     {
         "model_refused",
-        "unverified_quote",
         "dropped_claims",
         "unsupported",
         "unsupported_claim",

@@ -122,7 +122,6 @@ _FLAG_TEXT = {
     "unsupported": "no claim is backed by what the retrieved passages say, so nothing is shown",
     "unsupported_claim": "a sentence says more than the quote it cites; check it against the passage",
     "dropped_claims": "sentences citing no passage the model was shown were removed",
-    "unverified_quote": "a quote the model gave is not in the passage it cited; the sentence is unverified",
     "corrected_citations": "a quote was found in another passage than the one cited; the citation was fixed",
     "model_refused": "the model judged the passages not to answer the question",
     "malformed_output": "the model did not return the expected JSON; the answer was recovered from its text",
