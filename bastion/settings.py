@@ -122,6 +122,16 @@ class ApiSettings(_Section):
     )
     audit_text: bool = Field(default=True, description="keep question texts in the audit log (hashes always)")
     max_upload_mb: int = Field(default=25, ge=1, le=1024, description="the largest document an upload may be")
+    max_body_kb: int = Field(
+        default=1024, ge=16, le=1 << 20, description="the largest JSON request body; larger ones get 413"
+    )
+    max_messages: int = Field(default=200, ge=1, description="messages one chat request may carry")
+    max_message_chars: int = Field(
+        default=32_000, ge=100, description="characters in one message of a conversation"
+    )
+    max_question_chars: int = Field(
+        default=4_000, ge=10, description="characters in the question (the last user message, or a search)"
+    )
     code_repo: Path | None = Field(
         default=None, description="the repository the bastion-code model answers about (unset: not offered)"
     )

@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bastion.api import _documents as documents
 from bastion.api._auth import Caller, services_of
 from bastion.api._completions import answer_chat, answer_code, answer_qa
+from bastion.api._gate import RequestGate
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
 from bastion.api._services import open_services
@@ -54,8 +56,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     metrics = ApiMetrics()
     app.state.metrics = metrics
+    # The gate first, then metrics around it: refused requests are counted too.
+    app.add_middleware(
+        RequestGate,
+        keys=lambda scope: scope["app"].state.services.keys,
+        body_limit=lambda scope: settings.api.max_body_kb << 10,
+        upload_limit=lambda scope: settings.api.max_upload_mb << 20,
+    )
     app.middleware("http")(metrics.middleware)
-    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(_routes())
     app.include_router(documents.routes())
@@ -70,7 +79,7 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}.get(
         exc.status_code, "api_error" if exc.status_code >= 500 else "invalid_request_error"
     )
@@ -137,6 +146,13 @@ def _routes() -> APIRouter:
     @router.post("/v1/search", tags=["retrieval"])
     async def search(body: SearchRequest, who: Caller, request: Request) -> dict[str, Any]:
         """Retrieval only, with the caller's access control inside the store's query."""
+        limit = services_of(request).settings.api.max_question_chars
+        if len(body.query) > limit:
+            raise HTTPException(
+                400,
+                f"query: {len(body.query)} characters, over the limit of {limit} "
+                "(BASTION_API_MAX_QUESTION_CHARS).",
+            )
         started = time.perf_counter()
         try:
             hits = await asyncio.to_thread(
@@ -157,6 +173,7 @@ def _routes() -> APIRouter:
         body: ChatCompletionRequest, who: Caller, request: Request
     ) -> JSONResponse | StreamingResponse:
         services = services_of(request)
+        _within_limits(body, services.settings)
         try:
             if body.model == "bastion-qa":
                 return await answer_qa(services, metrics_of(request), body, who)
@@ -169,3 +186,28 @@ def _routes() -> APIRouter:
             raise HTTPException(400, str(exc)) from exc
 
     return router
+
+
+def _within_limits(body: ChatCompletionRequest, settings: Settings) -> None:
+    """The conversation's size, bounded before any work: a 400 that says which limit and its setting."""
+    api = settings.api
+    if len(body.messages) > api.max_messages:
+        raise HTTPException(
+            400,
+            f"messages: {len(body.messages)} messages, over the limit of {api.max_messages} "
+            "(BASTION_API_MAX_MESSAGES).",
+        )
+    for i, message in enumerate(body.messages):
+        if len(message.text) > api.max_message_chars:
+            raise HTTPException(
+                400,
+                f"messages.{i}: {len(message.text)} characters, over the limit of "
+                f"{api.max_message_chars} (BASTION_API_MAX_MESSAGE_CHARS).",
+            )
+    question = body.messages[-1].text
+    if len(question) > api.max_question_chars:
+        raise HTTPException(
+            400,
+            f"The question has {len(question)} characters, over the limit of "
+            f"{api.max_question_chars} (BASTION_API_MAX_QUESTION_CHARS).",
+        )

@@ -4,11 +4,15 @@ share counters."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
+from typing import Any
 
 from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.routing import compile_path
 
 from serving import Usage
 
@@ -62,10 +66,21 @@ class ApiMetrics:
         started = time.perf_counter()
         response = await call_next(request)
         # The route's template (/v1/documents/{doc_id}), never the raw path: ids would explode the labels.
-        route = getattr(request.scope.get("route"), "path", "unmatched")
+        route = getattr(request.scope.get("route"), "path", None) or _template(request)
         self.requests.labels(route, str(response.status_code)).inc()
         self.latency.labels(route).observe(time.perf_counter() - started)
         return response
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@cache
+def _templates(app: Any) -> tuple[tuple[re.Pattern[str], str], ...]:
+    return tuple((compile_path(path)[0], path) for path in app.openapi()["paths"])
+
+
+def _template(request: Request) -> str:
+    """The route a request was meant for when the gate refused it before routing."""
+    path = request.scope["path"]
+    return next((t for regex, t in _templates(request.app) if regex.match(path)), "unmatched")

@@ -118,7 +118,7 @@ def chunk_json(
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=100_000)  # the setting bounds it further
     limit: int = Field(default=5, ge=1, le=100)
     mode: SearchMode = "hybrid"
 

@@ -22,8 +22,13 @@ BASTION = str(Path(sys.executable).with_name("bastion"))
 
 
 class Api:
-    def __init__(self, url: str, data_dir: Path, keys: dict[str, str]) -> None:
-        self.url, self.data_dir, self.keys = url, data_dir, keys
+    def __init__(self, url: str, data_dir: Path, keys: dict[str, str], pid: int) -> None:
+        self.url, self.data_dir, self.keys, self.pid = url, data_dir, keys, pid
+
+    @property
+    def temp_dir(self) -> Path:
+        """The API process's TMPDIR: where a framework would spool an upload it had started to read."""
+        return self.data_dir / "tmp"
 
     def client(self, who: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys.get(who, who), max_retries=0)
@@ -58,8 +63,10 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
         "def total(lines):\n    return sum(price * qty for price, qty in lines)\n\n\n"
         "def vat(amount, rate=0.25):\n    return round(amount * rate, 2)\n"
     )
+    (data_dir / "tmp").mkdir()
     env = {
         **os.environ,
+        "TMPDIR": str(data_dir / "tmp"),
         "BASTION_DATA_DIR": str(data_dir),
         "BASTION_MODEL_URL": capable_llm_url,
         "BASTION_MODEL_MAX_TOKENS": "160",
@@ -80,7 +87,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
             time.sleep(0.5)
         else:
             pytest.fail("the API did not become ready:\n" + (data_dir / "api.log").read_text())
-        yield Api(url, data_dir, keys)
+        yield Api(url, data_dir, keys, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
