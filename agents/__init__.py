@@ -5,6 +5,7 @@ from agents._citations import Citation
 from agents._claims import answer_schema
 from agents._code import CodeAgent, CodeCitation, CodeOptions, CodeResult, RetrieverFactory
 from agents._errors import AgentError, ThreadAccessError
+from agents._forget import forget_sources
 from agents._learned_router import (
     LabelledStep,
     LearnedRouter,
@@ -45,6 +46,7 @@ __all__ = [
     "answer_schema",
     "content_words",
     "default_labels",
+    "forget_sources",
     "read_labels",
     "route_effort",
     "scan",

@@ -72,6 +72,7 @@ class _Turn(TypedDict):
 
 class _State(TypedDict, total=False):
     owner: str
+    agent: str  # which agent's thread this is: another's turns have another shape
     history: Annotated[list[_Turn], operator.add]
     message: str
     effort: Effort
@@ -117,9 +118,9 @@ class ChatAgent:
             raise ValueError("the message is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        await thread_values(self.graph, thread_id, principal.user)
+        await thread_values(self.graph, thread_id, principal.user, "chat")
         started = time.perf_counter()
-        turn: _State = {"message": message, "owner": principal.user}
+        turn: _State = {"message": message, "owner": principal.user, "agent": "chat"}
         step: StepRecord | None = None
         context = _Context(cache_salt=cache_salt)
         async for mode, chunk in self.graph.astream(
@@ -148,7 +149,7 @@ class ChatAgent:
         )
 
     async def history(self, thread_id: str, principal: Principal) -> list[tuple[str, str]]:
-        values = await thread_values(self.graph, thread_id, principal.user)
+        values = await thread_values(self.graph, thread_id, principal.user, "chat")
         return [(t["user"], t["assistant"]) for t in values.get("history") or []]
 
     async def _route(self, state: _State) -> dict[str, Any]:

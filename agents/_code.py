@@ -80,6 +80,7 @@ class CodeResult(BaseModel):
 
 class _State(TypedDict, total=False):
     owner: str
+    agent: str  # which agent's thread this is: another's turns have another shape
     repo: str
     question: str
     effort: Effort
@@ -158,13 +159,14 @@ class CodeAgent:
             raise ValueError(f"{repo} has no source files to read (after .gitignore and filters)")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        previous = await thread_values(self.graph, thread_id, principal.user)
+        previous = await thread_values(self.graph, thread_id, principal.user, "code")
         if previous.get("repo") not in (None, str(root)):
             raise ValueError(f"Thread {thread_id!r} is about {previous['repo']}, not {repo}.")
         started = time.perf_counter()
         turn: _State = {
             "question": question,
             "owner": principal.user,
+            "agent": "code",
             "repo": str(root),
             "flags": [],
             "steps": [],

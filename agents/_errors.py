@@ -14,12 +14,18 @@ class ThreadAccessError(AgentError):
     pass
 
 
-async def thread_values(graph: Any, thread_id: str, user: str) -> dict[str, Any]:
+async def thread_values(graph: Any, thread_id: str, user: str, agent: str) -> dict[str, Any]:
     """A thread's saved state, or {} for a new one (or without a checkpointer). Raises
-    ThreadAccessError when another user owns it: its history may quote documents only they can read."""
+    ThreadAccessError when another user owns it (its history may quote documents only they can read)
+    or another agent wrote it (its turns have another shape: reading them would fail mid-answer)."""
     if graph.checkpointer is None:
         return {}
     values: dict[str, Any] = (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
     if values.get("owner") not in (None, user):
         raise ThreadAccessError(f"Thread {thread_id!r} belongs to another user; start a new thread.")
+    if values.get("agent") not in (None, agent):
+        raise ThreadAccessError(
+            f"Thread {thread_id!r} is a {values['agent']} conversation, not a {agent} one; "
+            "start a new thread."
+        )
     return values

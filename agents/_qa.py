@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import operator
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -28,14 +27,8 @@ from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import thread_values
 from agents._prompts import render
-from agents._qa_prompts import (
-    REWRITE_SCHEMA,
-    VERIFY_SCHEMA,
-    history_start,
-    is_search_query,
-    passages_block,
-    verify_request,
-)
+from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
+from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
 from agents._quotes import SUPPORT_THRESHOLD
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from retrieval import Chunk, Principal, Retriever, SearchMode
@@ -80,31 +73,6 @@ class QAResult(BaseModel):
     timings: dict[str, float]
 
 
-class _Turn(TypedDict):
-    question: str
-    answer: str
-    reply: str  # the assistant message as sent back in later turns
-    introduced: list[int]  # evidence numbers this turn showed first, rendered before its question
-
-
-class _State(TypedDict, total=False):
-    owner: str
-    history: Annotated[list[_Turn], operator.add]
-    evidence: Annotated[list[dict[str, Any]], operator.add]  # every chunk shown; number = index + 1
-    question: str
-    search_query: str
-    effort: Effort
-    effort_reason: str
-    escalated: bool
-    retrieved: list[int]  # evidence numbers this turn's search returned
-    introduced: list[int]
-    draft: str
-    checked: dict[str, Any]
-    flags: list[str]
-    steps: list[dict[str, Any]]
-    timings: dict[str, float]
-
-
 @dataclass(frozen=True)
 class _Context:
     principal: Principal
@@ -125,7 +93,7 @@ class QAAgent:
         self.retriever = retriever
         self.options = options or QAOptions()
         self.router = router
-        graph = StateGraph(_State, context_schema=_Context)
+        graph = StateGraph(QAState, context_schema=_Context)
         graph.add_node("route", self._route)
         graph.add_node("rewrite", self._rewrite)
         graph.add_node("retrieve", self._retrieve)
@@ -160,17 +128,19 @@ class QAAgent:
             raise ValueError("the question is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
-        await thread_values(self.graph, thread_id, principal.user)
+        await thread_values(self.graph, thread_id, principal.user, "qa")
         started = time.perf_counter()
-        turn: _State = {
+        turn: QAState = {
             "question": question,
             "search_query": question,
             "owner": principal.user,
+            "agent": "qa",
             "flags": [],
             "steps": [],
             "escalated": False,
             "retrieved": [],
             "introduced": [],
+            "withdrawn": [],
             "timings": {},
         }
         context = _Context(principal=principal, cache_salt=cache_salt)
@@ -202,15 +172,24 @@ class QAAgent:
 
     # -- nodes -------------------------------------------------------------------------------
 
-    async def _route(self, state: _State) -> dict[str, Any]:
+    async def _route(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         decision = await asyncio.to_thread(decide, self.router, "answer", state["question"])
-        return {"effort": decision.effort, "effort_reason": decision.reason}
+        withdrawn = await asyncio.to_thread(
+            recheck, state, self.options.history_turns, self.retriever.store, runtime.context.principal
+        )
+        flags = state["flags"] + (["passages_withdrawn"] if withdrawn else [])
+        return {
+            "effort": decision.effort,
+            "effort_reason": decision.reason,
+            "withdrawn": withdrawn,
+            "flags": flags,
+        }
 
-    async def _rewrite(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+    async def _rewrite(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         """A follow-up leans on the conversation ("and for contractors?"): spell it out for retrieval."""
         decision = decide(self.router, "rewrite", state["question"])
         messages = [
-            *self._prefix(state),
+            *prefix(state, self.options.history_turns),
             Message(role="user", content=render("qa_rewrite", question=state["question"])),
         ]
         result = await self.client.complete(
@@ -228,7 +207,10 @@ class QAAgent:
         except (ValueError, KeyError, TypeError):
             query = ""
         flags = [] if query else ["rewrite_failed"]
-        context = " ".join(f"{t['question']} {t['answer']}" for t in self._shown_turns(state))
+        context = " ".join(
+            f"{t['question']} {t['answer'] if not withheld(t, state) else ''}"
+            for t in shown_turns(state, self.options.history_turns)
+        )
         if query and not is_search_query(query, state["question"], context):
             query, flags = "", ["rewrite_rejected"]
         return {
@@ -237,7 +219,7 @@ class QAAgent:
             "steps": [*state["steps"], _record("rewrite", decision, result)],
         }
 
-    async def _retrieve(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+    async def _retrieve(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         started = time.perf_counter()
         # The rewrite widens recall and never narrows it: a small model's rewrite can drift, so the
         # question as asked is searched too and the two result lists are interleaved.
@@ -263,7 +245,7 @@ class QAAgent:
         # left the transcript window.
         evidence = state.get("evidence") or []
         numbers = {Chunk.model_validate(c).chunk_id: n for n, c in enumerate(evidence, start=1)}
-        visible = self._visible(state)
+        already_shown = visible(state, self.options.history_turns)
         added: list[dict[str, Any]] = []
         retrieved, introduced = [], []
         for chunk_id, chunk in hits.items():
@@ -272,7 +254,7 @@ class QAAgent:
                 numbers[chunk_id] = len(evidence) + len(added)
             number = numbers[chunk_id]
             retrieved.append(number)
-            if number not in visible:
+            if number not in already_shown:
                 introduced.append(number)
         elapsed = (time.perf_counter() - started) * 1000
         return {
@@ -282,19 +264,19 @@ class QAAgent:
             "timings": {**state["timings"], "retrieve_ms": elapsed},
         }
 
-    async def _answer(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+    async def _answer(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         if not state["retrieved"]:
             return {"draft": ""}
         decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
         request = ChatRequest(
             messages=[
-                *self._prefix(state, with_new_passages=True),
+                *prefix(state, self.options.history_turns, with_new_passages=True),
                 Message(role="user", content=render("qa_turn", question=state["question"])),
             ],
             reasoning_effort=decision.effort,
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
-            response_format=answer_schema(self._shown_passages(state)),
+            response_format=answer_schema(shown_passages(state, self.options.history_turns)),
             cache_salt=runtime.context.cache_salt,
         )
         result = await self.client.complete(request)
@@ -307,7 +289,7 @@ class QAAgent:
             "timings": {**state["timings"], "generate_ms": generate_ms},
         }
 
-    async def _check(self, state: _State) -> dict[str, Any]:
+    async def _check(self, state: QAState) -> dict[str, Any]:
         if not state["retrieved"]:
             # Retrieval found nothing this user may read: refuse without asking the model.
             checked = Checked(answer=REFUSAL, claims=[], citations=[], refused=True, flags=[])
@@ -315,7 +297,7 @@ class QAAgent:
         draft, malformed = parse_draft(state["draft"])
         checked = check(
             draft,
-            self._shown_passages(state),
+            shown_passages(state, self.options.history_turns),
             refusal=REFUSAL,
             question=state["question"],
             threshold=self.options.support_threshold,
@@ -323,7 +305,7 @@ class QAAgent:
         flags = [*checked.flags, *(["malformed_output"] if malformed else [])]
         return {"checked": checked.model_dump(), "flags": state["flags"] + flags}
 
-    def _after_check(self, state: _State) -> Literal["escalate", "verify", "finish"]:
+    def _after_check(self, state: QAState) -> Literal["escalate", "verify", "finish"]:
         if not state["retrieved"]:
             return "finish"
         failed = {flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS
@@ -332,7 +314,7 @@ class QAAgent:
         refused = Checked.model_validate(state["checked"]).refused
         return "verify" if self.options.verify and not refused else "finish"
 
-    async def _verify(self, state: _State, runtime: Runtime[_Context]) -> dict[str, Any]:
+    async def _verify(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         """A second look by the model at what survived the checks: does the quoted text answer the
         question asked, or only a neighbouring one? Lexical support cannot tell "annual leave is 25
         days" from an answer to "how many paid days off for a sick child?"; a strong model can (the
@@ -343,7 +325,7 @@ class QAAgent:
         result = await self.client.complete(
             ChatRequest(
                 messages=[
-                    *self._prefix(state, with_new_passages=True),
+                    *prefix(state, self.options.history_turns, with_new_passages=True),
                     Message(
                         role="user",
                         content=verify_request(state["question"], checked.claims),
@@ -377,7 +359,7 @@ class QAAgent:
             "flags": [*state["flags"], "verifier_declined"],
         }
 
-    async def _escalate(self, state: _State) -> dict[str, Any]:
+    async def _escalate(self, state: QAState) -> dict[str, Any]:
         failed = sorted({flag.split(":")[0] for flag in state["flags"]} & ESCALATING_FLAGS)
         return {
             "effort": "high",
@@ -386,50 +368,19 @@ class QAAgent:
             "flags": [f"escalated:{','.join(failed)}"],  # the first attempt's flags no longer apply
         }
 
-    async def _finish(self, state: _State) -> dict[str, Any]:
+    async def _finish(self, state: QAState) -> dict[str, Any]:
         checked = Checked.model_validate(state["checked"])
-        turn: _Turn = {
+        turn: Turn = {
             "question": state["question"],
             "answer": checked.answer,
             "reply": reply_json(checked),
             "introduced": state["introduced"],
+            "cited": sorted({n for claim in checked.claims for n in claim.citations}),
         }
         return {"history": [turn]}
 
-    # -- prompt layout -------------------------------------------------------------------------
 
-    def _shown_turns(self, state: _State) -> list[_Turn]:
-        history = state.get("history") or []
-        return history[history_start(len(history), self.options.history_turns) :]
-
-    def _visible(self, state: _State) -> set[int]:
-        """Evidence numbers already in the transcript window, before this turn's new passages."""
-        return {n for turn in self._shown_turns(state) for n in turn["introduced"]}
-
-    def _shown_passages(self, state: _State) -> dict[int, Chunk]:
-        """Every passage this turn's answer may cite: the transcript window's and the new ones."""
-        evidence = state["evidence"]
-        shown = self._visible(state) | set(state["introduced"])
-        return {n: Chunk.model_validate(evidence[n - 1]) for n in sorted(shown)}
-
-    def _prefix(self, state: _State, *, with_new_passages: bool = False) -> list[Message]:
-        """The system message: everything shared by this turn's calls and by every later turn.
-
-        It holds the transcript rather than user/assistant messages because Mistral's chat template
-        renders `reasoning_effort` (and tools) right after the system prompt: only what sits in the
-        system prompt stays cached when the effort changes between steps (docs/prompt-layout.md).
-        """
-        evidence = state.get("evidence") or []
-        parts = [render("qa_system")]
-        for turn in self._shown_turns(state):
-            parts.append(passages_block(evidence, turn["introduced"]))
-            parts.append(f"User: {turn['question']}\nAssistant: {turn['reply']}")
-        if with_new_passages:
-            parts.append(passages_block(evidence, state["introduced"]))
-        return [Message(role="system", content="\n\n".join(p for p in parts if p))]
-
-
-def _after_route(state: _State) -> Literal["rewrite", "retrieve"]:
+def _after_route(state: QAState) -> Literal["rewrite", "retrieve"]:
     return "rewrite" if state.get("history") else "retrieve"
 
 

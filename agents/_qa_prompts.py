@@ -12,21 +12,32 @@ from agents._quotes import content_words
 from retrieval import Chunk
 from serving import JsonSchema
 
+WITHDRAWN = "[{number}] (withdrawn: no longer in the documents you can read)"
 
-def passages_block(evidence: list[dict[str, Any]], numbers: list[int]) -> str:
+
+def passages_block(
+    evidence: list[dict[str, Any]], numbers: list[int], withdrawn: set[int] | frozenset[int] = frozenset()
+) -> str:
+    """The passages a turn showed first. A withdrawn one keeps its number, so the thread's numbering
+    stays put, but none of its text, title or file name."""
     if not numbers:
         return ""
-    chunks = [(n, Chunk.model_validate(evidence[n - 1])) for n in numbers]
-    return "Passages:\n\n" + "\n\n".join(
-        render(
-            "qa_passage",
-            number=n,
-            title=c.title or "untitled",
-            source=c.source.rsplit("/", 1)[-1],
-            text=c.text,
+    shown = []
+    for n in numbers:
+        if n in withdrawn:
+            shown.append(WITHDRAWN.format(number=n))
+            continue
+        c = Chunk.model_validate(evidence[n - 1])
+        shown.append(
+            render(
+                "qa_passage",
+                number=n,
+                title=c.title or "untitled",
+                source=c.source.rsplit("/", 1)[-1],
+                text=c.text,
+            )
         )
-        for n, c in chunks
-    )
+    return "Passages:\n\n" + "\n\n".join(shown)
 
 
 _KEY_VALUE = re.compile(r"[a-z0-9]+_[a-z0-9_]+|^\s*[\w.-]+\s*[:=]\s*\S+$|[{}\[\]<>]", re.IGNORECASE)

@@ -30,6 +30,7 @@ from agents import (
     QAOptions,
     RepoFile,
     Router,
+    forget_sources,
     route_effort,
     start_easy,
 )
@@ -284,6 +285,9 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         threads = settings.data_dir / "threads.sqlite"
         threads.parent.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(threads)) as sqlite:
+            # Deleted threads are overwritten, not only unlinked: forgetting a document must not leave
+            # its text in the file's free pages (forget_documents).
+            await sqlite.conn.execute("PRAGMA secure_delete = ON")
             yield sqlite
         return
     if a.postgres_url is None:
@@ -304,6 +308,16 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         except psycopg.Error as exc:
             raise ConfigError(f"Cannot open the Postgres checkpointer: {exc}") from exc
         yield postgres
+
+
+async def forget_documents(saver: BaseCheckpointSaver[str], sources: list[str]) -> list[str]:
+    """Delete the conversations that hold text of these documents, and leave none of it on disk:
+    SQLite's write-ahead log still has the deleted pages until it is checkpointed."""
+    threads = await forget_sources(saver, sources)
+    if threads and isinstance(saver, AsyncSqliteSaver):
+        async with saver.lock:
+            await saver.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return threads
 
 
 def key_store(settings: Settings) -> closing[KeyStore]:

@@ -126,6 +126,12 @@ class EdgeStore:
         records = self._scroll(_filter([MatchAny("live", [1])]), with_payload=["source"])
         return {str((r.payload or {})["source"]) for r in records}
 
+    def readable(self, chunk_ids: Sequence[str], principal: Principal) -> set[str]:
+        if not chunk_ids:
+            return set()
+        flt = _filter(search_conditions(principal, None), ids=chunk_ids)
+        return {str(r.id) for r in self._scroll(flt, with_payload=False)}
+
     def search(
         self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
     ) -> list[SearchHit]:
@@ -189,8 +195,8 @@ class EdgeStore:
                 return records
 
 
-def _filter(conditions: list[Condition]) -> qe.Filter:
-    must: list[qe.ConditionType] = []
+def _filter(conditions: list[Condition], *, ids: Sequence[str] = ()) -> qe.Filter:
+    must: list[qe.ConditionType] = [qe.HasIdCondition(set(ids))] if ids else []
     for c in conditions:
         if isinstance(c, MatchAny):
             must.append(qe.FieldCondition(c.key, match=qe.MatchAny(c.values)))

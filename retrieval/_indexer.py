@@ -40,6 +40,7 @@ class IndexReport:
     documents_indexed: int = 0
     documents_unchanged: int = 0
     documents_pruned: int = 0
+    pruned_sources: list[str] = field(default_factory=list)  # what callers must forget elsewhere too
     chunks_written: int = 0
     chunks_deleted: int = 0
     skipped_files: list[str] = field(default_factory=list)
@@ -207,6 +208,7 @@ class Indexer:
             if self.manifest is not None:
                 self.manifest.forget(source)
             report.documents_pruned += 1
+            report.pruned_sources.append(source)
             emit(IndexEvent("pruned", source))
 
 

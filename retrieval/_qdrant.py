@@ -134,6 +134,12 @@ class QdrantStore:
         records = self._scroll(_filter([MatchAny("live", [1])]), with_payload=["source"])
         return {str((r.payload or {})["source"]) for r in records}
 
+    def readable(self, chunk_ids: Sequence[str], principal: Principal) -> set[str]:
+        if not chunk_ids:
+            return set()
+        flt = _filter(search_conditions(principal, None), ids=chunk_ids)
+        return {str(r.id) for r in self._scroll(flt, with_payload=False)}
+
     def search(
         self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
     ) -> list[SearchHit]:
@@ -222,8 +228,8 @@ class QdrantStore:
             ) from exc
 
 
-def _filter(conditions: list[Condition]) -> models.Filter:
-    must: list[models.Condition] = []
+def _filter(conditions: list[Condition], *, ids: Sequence[str] = ()) -> models.Filter:
+    must: list[models.Condition] = [models.HasIdCondition(has_id=list(ids))] if ids else []
     for c in conditions:
         if isinstance(c, MatchAny):
             must.append(models.FieldCondition(key=c.key, match=models.MatchAny(any=c.values)))

@@ -104,6 +104,11 @@ class VectorStore(Protocol):
 
     def sources(self) -> set[str]: ...
 
+    def readable(self, chunk_ids: Sequence[str], principal: Principal) -> set[str]:
+        """Those of `chunk_ids` that still exist, are live and `principal` may read now: how a
+        conversation rechecks the passages it showed in earlier turns (groups change, documents go)."""
+        ...
+
     def search(
         self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
     ) -> list[SearchHit]: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,19 +32,24 @@ from bastion.api._schemas import (
 from bastion.api._services import Services, cache_salt
 from bastion.audit import AuditRecord, sha256_text
 from bastion.keys import KeyInfo
-from serving import Effort, Usage
+from serving import Effort, ServingError, Usage
+
+log = logging.getLogger("bastion.api")
 
 
-def _thread_for(services: Services, who: KeyInfo, messages: list[WireMessage]) -> str | None:
+def _thread_for(services: Services, who: KeyInfo, model: str, messages: list[WireMessage]) -> str | None:
     earlier = messages[:-1]
     if not any(m.role in ("user", "assistant") for m in earlier):
         return None
-    return services.conversations.thread_of(conversation_key(who.user, earlier))
+    return services.conversations.thread_of(conversation_key(who.user, model, earlier))
 
 
 def _remember(services: Services, who: KeyInfo, body: ChatCompletionRequest, reply: str, thread: str) -> None:
     after = [*body.messages, WireMessage(role="assistant", content=reply)]
-    services.conversations.remember(conversation_key(who.user, after), thread)
+    services.conversations.remember(conversation_key(who.user, body.model, after), thread)
+
+
+_STREAM_FAILED = "The answer failed part-way; the server logged why. Send the request again."
 
 
 def _with_sources(result: QAResult) -> str:
@@ -59,7 +65,7 @@ async def answer_qa(
 ) -> JSONResponse | StreamingResponse:
     question = body.messages[-1].text
     agent = services.qa_easy if body.reasoning_effort == "none" else services.qa
-    thread = await asyncio.to_thread(_thread_for, services, who, body.messages)
+    thread = await asyncio.to_thread(_thread_for, services, who, body.model, body.messages)
     started = time.perf_counter()
     result = await agent.ask(
         question, who.principal, thread_id=thread, cache_salt=cache_salt(services.settings, who)
@@ -99,7 +105,7 @@ async def answer_chat(
 ) -> JSONResponse | StreamingResponse:
     message = body.messages[-1].text
     agent = services.chat_easy if body.reasoning_effort == "none" else services.chat
-    thread = await asyncio.to_thread(_thread_for, services, who, body.messages)
+    thread = await asyncio.to_thread(_thread_for, services, who, body.model, body.messages)
     salt = cache_salt(services.settings, who)
     cid = completion_id()
     started = time.perf_counter()
@@ -135,13 +141,20 @@ async def answer_chat(
     async def events() -> AsyncIterator[str]:
         yield _sse(chunk_json(cid, body.model, {"role": "assistant", "content": ""}))
         parts: list[str] = []
-        async for event in agent.stream(message, who.principal, thread_id=thread, cache_salt=salt):
-            if event.kind == "token":
-                parts.append(event.text)
-                yield _sse(chunk_json(cid, body.model, {"content": event.text}))
-            elif event.kind == "done":
-                usage, extension = await finish("".join(parts).strip(), event)
-                yield _sse(chunk_json(cid, body.model, {}, finish="stop", usage=usage, extension=extension))
+        try:
+            async for event in agent.stream(message, who.principal, thread_id=thread, cache_salt=salt):
+                if event.kind == "token":
+                    parts.append(event.text)
+                    yield _sse(chunk_json(cid, body.model, {"content": event.text}))
+                elif event.kind == "done":
+                    usage, extension = await finish("".join(parts).strip(), event)
+                    yield _sse(
+                        chunk_json(cid, body.model, {}, finish="stop", usage=usage, extension=extension)
+                    )
+        except Exception as exc:  # the status line is gone: the error travels in the stream itself
+            log.exception("stream %s failed after %d tokens", cid, len(parts))
+            status = 502 if isinstance(exc, ServingError) else 500
+            yield _sse({"error": {"message": _STREAM_FAILED, "type": "api_error", "code": status}})
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
@@ -198,7 +211,7 @@ async def answer_code(
     if services.code is None or services.settings.api.code_repo is None:
         raise HTTPException(400, "bastion-code is not enabled on this server: set BASTION_API_CODE_REPO.")
     question = body.messages[-1].text
-    thread = await asyncio.to_thread(_thread_for, services, who, body.messages)
+    thread = await asyncio.to_thread(_thread_for, services, who, body.model, body.messages)
     started = time.perf_counter()
     result = await services.code.ask(
         question,

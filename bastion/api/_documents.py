@@ -23,6 +23,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 
 from bastion.api._auth import Admin
 from bastion.api._services import Services
+from bastion.wiring import forget_documents
 from retrieval import SUPPORTED_SUFFIXES, Principal, RetrievalError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -207,8 +208,10 @@ def routes() -> APIRouter:
         async with services.write_lock:
             await asyncio.to_thread(services.retriever.store.delete_source, info["source"])
             await asyncio.to_thread(services.manifest.forget, info["source"])
+            # Conversations that showed its passages hold its text: they go too.
+            threads = await forget_documents(services.threads, [info["source"]])
         await asyncio.to_thread(shutil.rmtree, documents_root(services) / doc_id)
-        return {"deleted": doc_id}
+        return {"deleted": doc_id, "conversations_forgotten": len(threads)}
 
     @router.post("/{doc_id}/reindex")
     async def reindex(request: Request, who: Admin, doc_id: str) -> dict[str, Any]:

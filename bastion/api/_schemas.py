@@ -54,11 +54,12 @@ class ChatCompletionRequest(BaseModel):
         return messages
 
 
-def conversation_key(user: str, messages: list[WireMessage]) -> str:
-    """Identifies a conversation by who holds it and everything said so far, so a client that
-    re-sends the whole history (as OpenAI clients do) continues the same Bastion thread."""
+def conversation_key(user: str, model: str, messages: list[WireMessage]) -> str:
+    """Identifies a conversation by who holds it, the model it was held with and everything said so
+    far, so a client that re-sends the whole history (as OpenAI clients do) continues the same
+    Bastion thread, and the same history sent to another model starts a thread of that model's own."""
     said = [[m.role, m.text] for m in messages if m.role in ("user", "assistant")]
-    return hashlib.sha256(json.dumps([user, said], ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([user, model, said], ensure_ascii=False).encode()).hexdigest()
 
 
 def completion_id() -> str:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, RouteDecision, Router
 from bastion.api._threads import ConversationMap
 from bastion.audit import AuditLog
@@ -44,6 +46,7 @@ class Services:
     manifest: Manifest
     write_lock: asyncio.Lock  # one index write at a time: uploads, deletes and re-indexes
     client: ChatClient
+    threads: BaseCheckpointSaver[str]  # conversations: documents deleted here are forgotten there too
     qa: QAAgent
     qa_easy: QAAgent  # for clients that ask for reasoning_effort "none": the router's upper bound
     chat: ChatAgent
@@ -91,6 +94,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             manifest=manifest,
             write_lock=asyncio.Lock(),
             client=client,
+            threads=saver,
             qa=qa,
             qa_easy=QAAgent(
                 client,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime
@@ -30,7 +31,8 @@ from bastion.cli._common import (
     say,
 )
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import make_embedder, open_manifest, open_store
+from bastion.settings import Settings
+from bastion.wiring import forget_documents, make_embedder, open_checkpointer, open_manifest, open_store
 from retrieval import Indexer, IndexEvent, IndexReport, Retriever, SearchFilters, SearchMode, load_documents
 
 
@@ -123,7 +125,16 @@ def index_paths(
         if optimize:
             say("Building the search index…")
             store.optimize()
-        return report
+    if report.pruned_sources:
+        forgotten = asyncio.run(_forget(s, report.pruned_sources))
+        if forgotten:
+            say(f"Forgot {len(forgotten)} conversation(s) that quoted the removed documents.")
+    return report
+
+
+async def _forget(s: Settings, sources: list[str]) -> list[str]:
+    async with open_checkpointer(s) as saver:
+        return await forget_documents(saver, sources)
 
 
 def search(

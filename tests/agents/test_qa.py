@@ -12,7 +12,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agents import REFUSAL, QAAgent, QAOptions, ThreadAccessError, start_easy
+from agents import REFUSAL, QAAgent, QAOptions, ThreadAccessError, forget_sources, start_easy
 from agents._claims import normalise
 from retrieval import EdgeStore, Indexer, Principal, Retriever, SentenceTransformerEmbedder
 from serving import ChatClient
@@ -171,3 +171,66 @@ async def test_escalation_retries_once_with_high_when_the_none_answer_fails_its_
     store.close()
     assert len(seen) == 1 and result.refused and not result.escalated
     assert result.flags == ["model_refused"]
+
+
+class _Recording(httpx.AsyncHTTPTransport):
+    """The real server, with every request body kept: what the model was shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[dict[str, Any]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.content))
+        return await super().handle_async_request(request)
+
+
+async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_live_index(
+    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parental.md").write_text(
+        "# Parental leave\n\nParents get 16 weeks of paid parental leave; apply with form HR-7.\n"
+    )
+    (docs / "bonus.md").write_text("# Sales bonus\n\nSales staff earn a 5% bonus on every closed deal.\n")
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    indexer = Indexer(embedder, store)
+    indexer.index([docs / "parental.md"], owner="admin", groups=frozenset({"hr"}))
+    indexer.index([docs / "bonus.md"], owner="admin", groups=frozenset({"sales"}))
+    secret = ("16 weeks", "HR-7")
+    recording = _Recording()
+    async with (
+        ChatClient(llm_url, transport=recording) as client,
+        AsyncSqliteSaver.from_conn_string(str(tmp_path / "t.sqlite")) as saver,
+    ):
+        agent = QAAgent(client, Retriever(embedder, store), checkpointer=saver)
+        hr = Principal(user="bob", groups=frozenset({"hr"}))
+        await agent.ask("How many weeks of parental leave do parents get?", hr, thread_id="t")
+        assert any(s in json.dumps(recording.bodies) for s in secret)  # shown while bob was in hr
+
+        # Same user name, new key with other groups: the hr passage and the answer drawn on it are gone.
+        recording.bodies.clear()
+        moved = Principal(user="bob", groups=frozenset({"sales"}))
+        after_move = await agent.ask(
+            "And how many weeks was it, and what bonus do I get?", moved, thread_id="t"
+        )
+        assert recording.bodies, "the sales passage is readable, so the model is asked"
+        assert not any(s in json.dumps(recording.bodies) for s in secret)
+        assert "passages_withdrawn" in after_move.flags
+        assert all(Path(c.source).name != "parental.md" for c in after_move.citations)
+
+        # Back in hr, but the document was deleted: it stays gone from the conversation.
+        store.delete_source(str((docs / "parental.md").resolve()))
+        recording.bodies.clear()
+        after_delete = await agent.ask("Remind me: how many weeks?", hr, thread_id="t")
+        assert not any(s in json.dumps(recording.bodies) for s in secret)
+        assert after_delete.citations == [] and "passages_withdrawn" in after_delete.flags
+
+        # Deleting the document also deletes the conversations that hold its text.
+        await agent.ask("What bonus do sales staff earn?", moved, thread_id="unrelated")
+        gone = await forget_sources(saver, [str((docs / "parental.md").resolve())])
+        assert gone == ["t"]
+        assert (await agent.graph.aget_state({"configurable": {"thread_id": "t"}})).values == {}
+        assert (await agent.graph.aget_state({"configurable": {"thread_id": "unrelated"}})).values
+    store.close()

@@ -140,6 +140,25 @@ def test_write_search_replace_delete_round_trip(make_store: StoreFactory) -> Non
     assert store.count() == 0 and store.sources() == set()
 
 
+def test_readable_drops_deleted_hidden_unknown_and_forbidden_chunks(make_store: StoreFactory) -> None:
+    store = make_store()
+    kept = _item("/d/kept.md", 0, ["group:hr"])
+    deleted = _item("/d/deleted.md", 0, ["group:hr"])
+    old = _item("/d/changed.md", 0, ["group:hr"], "old text")
+    new = _item("/d/changed.md", 0, ["group:hr"], "new text")
+    secret = _item("/d/secret.md", 0, ["group:legal"])
+    store.replace([kept, deleted, old, secret], [])
+    store.delete_source("/d/deleted.md")
+    store.replace([new], [old.chunk.chunk_id])  # the old version is hidden, then gone
+    ids = [i.chunk.chunk_id for i in (kept, deleted, old, new, secret)] + [
+        "00000000-0000-0000-0000-000000000000"
+    ]
+    hr = Principal(user="bob", groups=frozenset({"hr"}))
+    assert store.readable(ids, hr) == {kept.chunk.chunk_id, new.chunk.chunk_id}
+    assert store.readable(ids, Principal(user="bob", groups=frozenset({"sales"}))) == set()
+    assert store.readable([], hr) == set()
+
+
 def test_search_never_returns_what_the_principal_may_not_read(make_store: StoreFactory) -> None:
     store = make_store()
     store.replace([_item("/hr.md", 0, ["group:hr"], "leave policy")], [])
@@ -262,3 +281,10 @@ def test_acl_property_exactly_the_readable_documents_come_back(
         if ((doc_groups & groups) if doc_groups else owner == user) and (only_type in (None, doc_type))
     }
     assert returned == readable
+    # The recheck a conversation makes of the passages it showed before agrees with search.
+    may_read = {
+        i.chunk.chunk_id
+        for (owner, doc_groups, _), i in zip(docs, items, strict=True)
+        if ((doc_groups & groups) if doc_groups else owner == user)
+    }
+    assert store.readable([i.chunk.chunk_id for i in items], principal) == may_read
