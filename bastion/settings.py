@@ -121,6 +121,10 @@ class ApiSettings(_Section):
         description="who may share the model server's KV cache: the same groups, one user, or everyone",
     )
     audit_text: bool = Field(default=True, description="keep question texts in the audit log (hashes always)")
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="the audit chain's HMAC key; unset: <data dir>/secrets/audit.key, made on first use",
+    )
     max_upload_mb: int = Field(default=25, ge=1, le=1024, description="the largest document an upload may be")
     max_body_kb: int = Field(
         default=1024, ge=16, le=1 << 20, description="the largest JSON request body; larger ones get 413"

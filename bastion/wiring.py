@@ -34,7 +34,7 @@ from agents import (
     route_effort,
     start_easy,
 )
-from bastion.audit import AuditLog
+from bastion.audit import AuditLog, audit_key
 from bastion.errors import ConfigError
 from bastion.keys import KeyStore
 from bastion.settings import Settings
@@ -321,8 +321,14 @@ async def forget_documents(saver: BaseCheckpointSaver[str], sources: list[str]) 
 
 
 def key_store(settings: Settings) -> closing[KeyStore]:
-    return closing(KeyStore(settings.data_dir / "keys.sqlite"))
+    return closing(KeyStore(settings.data_dir / "keys.sqlite", reserved_users=frozenset({settings.user})))
 
 
-def audit_log(settings: Settings) -> closing[AuditLog]:
-    return closing(AuditLog(settings.data_dir / "audit.sqlite"))
+def audit_log(settings: Settings, *, create: bool = True) -> closing[AuditLog]:
+    """The audit log, keyed; `create=False` for readers, which must not make an empty log that verifies."""
+    path = settings.data_dir / "audit.sqlite"
+    if not create and not path.exists():  # say that first: the key is missing too, but that is not news
+        raise ConfigError(f"There is no audit log at {path}: nothing was recorded here, or it was removed.")
+    configured = settings.api.audit_key.get_secret_value() if settings.api.audit_key else None
+    key = audit_key(settings.data_dir, configured, create=create)
+    return closing(AuditLog(path, key, create=create))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -25,11 +25,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bastion.api import _documents as documents
 from bastion.api._auth import Caller, services_of
 from bastion.api._completions import answer_chat, answer_code, answer_qa
-from bastion.api._gate import RequestGate
+from bastion.api._gate import FailureCounter, RequestGate, client_of
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
-from bastion.api._services import open_services
+from bastion.api._services import Services, audit_event, open_services, question_fields
 from bastion.errors import BastionError
+from bastion.keys import KeyInfo
 from bastion.settings import Settings
 from serving import ServingError
 
@@ -57,11 +58,22 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = ApiMetrics()
     app.state.metrics = metrics
     # The gate first, then metrics around it: refused requests are counted too.
+    failures = FailureCounter()
+
+    async def refused(scope: MutableMapping[str, Any], status: int, who: KeyInfo | None) -> None:
+        client = client_of(scope)
+        count = failures.note(f"{client} {who.key_id if who else ''}")
+        if count is not None:
+            services: Services = scope["app"].state.services
+            detail = f"{count} refused request(s) from {client}" + (" (not an administrator)" if who else "")
+            await audit_event(services, who, "auth_failed", target=scope["path"], detail=detail)
+
     app.add_middleware(
         RequestGate,
         keys=lambda scope: scope["app"].state.services.keys,
         body_limit=lambda scope: settings.api.max_body_kb << 10,
         upload_limit=lambda scope: settings.api.max_upload_mb << 20,
+        refused=refused,
     )
     app.middleware("http")(metrics.middleware)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
@@ -164,7 +176,16 @@ def _routes() -> APIRouter:
             )
         except ValueError as exc:  # what the retriever refuses (a query with no searchable text)
             raise HTTPException(400, str(exc)) from exc
-        metrics_of(request).retrieval.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics_of(request).retrieval.observe(elapsed)
+        await audit_event(
+            services_of(request),
+            who,
+            "search",
+            **question_fields(services_of(request), body.query),
+            chunk_ids=[h.chunk.chunk_id for h in hits],
+            latency_ms=elapsed * 1000,
+        )
         results = [{**h.chunk.model_dump(exclude={"acl"}), "score": h.score} for h in hits]
         return {"results": results}
 
@@ -174,16 +195,28 @@ def _routes() -> APIRouter:
     ) -> JSONResponse | StreamingResponse:
         services = services_of(request)
         _within_limits(body, services.settings)
+        started = time.perf_counter()
         try:
             if body.model == "bastion-qa":
                 return await answer_qa(services, metrics_of(request), body, who)
             if body.model == "bastion-code":
                 return await answer_code(services, metrics_of(request), body, who)
             return await answer_chat(services, metrics_of(request), body, who)
-        except ServingError as exc:
-            raise HTTPException(502, f"The model server failed: {exc}") from exc
-        except BastionError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        except Exception as exc:
+            await audit_event(
+                services,
+                who,
+                "answer_failed",
+                agent=body.model,
+                **question_fields(services, body.messages[-1].text),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                detail=type(exc).__name__,
+            )
+            if isinstance(exc, ServingError):
+                raise HTTPException(502, f"The model server failed: {exc}") from exc
+            if isinstance(exc, BastionError):
+                raise HTTPException(400, str(exc)) from exc
+            raise
 
     return router
 

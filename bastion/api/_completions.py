@@ -29,7 +29,7 @@ from bastion.api._schemas import (
     conversation_key,
     usage_json,
 )
-from bastion.api._services import Services, cache_salt
+from bastion.api._services import Services, cache_salt, question_fields
 from bastion.audit import AuditRecord, sha256_text
 from bastion.keys import KeyInfo
 from serving import Effort, ServingError, Usage
@@ -153,11 +153,34 @@ async def answer_chat(
                     )
         except Exception as exc:  # the status line is gone: the error travels in the stream itself
             log.exception("stream %s failed after %d tokens", cid, len(parts))
+            _stream_failed(services, who, body, message, started, type(exc).__name__)
             status = 502 if isinstance(exc, ServingError) else 500
             yield _sse({"error": {"message": _STREAM_FAILED, "type": "api_error", "code": status}})
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away mid-answer; written at once, since nothing more may be awaited.
+            _stream_failed(
+                services, who, body, message, started, f"client disconnected after {len(parts)} tokens"
+            )
+            raise
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _stream_failed(
+    services: Services, who: KeyInfo, body: ChatCompletionRequest, question: str, started: float, why: str
+) -> None:
+    record = AuditRecord(
+        event="answer_failed",
+        user=who.user,
+        groups=who.groups,
+        key_id=who.key_id,
+        agent=body.model,
+        **question_fields(services, question),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        detail=why,
+    )
+    services.audit.append(record)
 
 
 async def _account(
@@ -184,8 +207,7 @@ async def _account(
         groups=who.groups,
         key_id=who.key_id,
         agent=body.model,
-        question_sha256=sha256_text(question),
-        question=question if services.settings.api.audit_text else None,
+        **question_fields(services, question),
         chunk_ids=chunk_ids or [],
         model=services.settings.model.name or services.client.base_url,
         efforts=list(efforts),

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 
 from bastion.api._auth import Admin
-from bastion.api._services import Services
+from bastion.api._services import Services, audit_event
 from bastion.wiring import forget_documents
 from retrieval import SUPPORTED_SUFFIXES, Principal, RetrievalError
 
@@ -184,7 +184,11 @@ def routes() -> APIRouter:
             if isinstance(exc, RetrievalError):
                 raise HTTPException(422, f"{name} could not be indexed: {exc}") from exc
             raise
-        return await asyncio.to_thread(_info, services, folder.name)
+        info = await asyncio.to_thread(_info, services, folder.name)
+        readers = ",".join(sorted(wanted)) or "(owner only)"
+        detail = f"groups {readers}; {info['chunks']} chunks; sha256 {info['sha256']}"
+        await audit_event(services, who, "upload", target=f"{info['id']} {name}", detail=detail)
+        return info
 
     @router.get("")
     async def list_documents(request: Request, who: Admin) -> dict[str, Any]:
@@ -211,6 +215,8 @@ def routes() -> APIRouter:
             # Conversations that showed its passages hold its text: they go too.
             threads = await forget_documents(services.threads, [info["source"]])
         await asyncio.to_thread(shutil.rmtree, documents_root(services) / doc_id)
+        detail = f"{len(threads)} conversation(s) that quoted it forgotten"
+        await audit_event(services, who, "delete", target=f"{doc_id} {info['name']}", detail=detail)
         return {"deleted": doc_id, "conversations_forgotten": len(threads)}
 
     @router.post("/{doc_id}/reindex")
@@ -222,6 +228,8 @@ def routes() -> APIRouter:
             report = await asyncio.to_thread(
                 services.indexer.index, [Path(info["source"])], owner=owner, groups=frozenset(info["groups"])
             )
+        detail = f"{report.chunks_written} chunks written, {report.chunks_deleted} removed"
+        await audit_event(services, who, "reindex", target=f"{doc_id} {info['name']}", detail=detail)
         return {**(await asyncio.to_thread(_info, services, doc_id)), "chunks_written": report.chunks_written}
 
     return router

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -64,9 +65,11 @@ class RequestGate:
         keys: Callable[[Scope], KeyStore],
         body_limit: Callable[[Scope], int],
         upload_limit: Callable[[Scope], int],
+        refused: Callable[[Scope, int, KeyInfo | None], Awaitable[None]] | None = None,
     ) -> None:
         self.app, self._keys = app, keys
         self._body_limit, self._upload_limit = body_limit, upload_limit
+        self._refused = refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,11 +81,15 @@ class RequestGate:
             who = await self._authenticate(scope)
             if who is None:
                 await _refuse(send, 401, "Missing or invalid API key: send `Authorization: Bearer <key>`.")
+                if self._refused is not None:
+                    await self._refused(scope, 401, None)
                 return
             if _admin_only(path) and who.role != "admin":
                 await _refuse(
                     send, 403, "Only administrator keys may manage documents (bastion keys create --admin)."
                 )
+                if self._refused is not None:
+                    await self._refused(scope, 403, who)
                 return
             scope.setdefault("state", {})[CALLER] = who
         upload = is_upload(method, path)
@@ -157,3 +164,31 @@ async def _refuse(send: Send, status: int, message: str) -> None:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class FailureCounter:
+    """Failed authentications worth an audit record: the first from a client, then at most one a
+    minute with the count since, so a flood of bad keys cannot flood the log."""
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every, self._clock = every_s, clock
+        self._last: dict[str, float] = {}
+        self._pending: dict[str, int] = {}
+
+    def note(self, client: str) -> int | None:
+        """Count one failure; the number of failures to record now, or None to wait."""
+        self._pending[client] = self._pending.get(client, 0) + 1
+        now = self._clock()
+        if now - self._last.get(client, -self._every) < self._every:
+            return None
+        if len(self._last) > 10_000:  # a spray of addresses: forget the oldest half
+            for old in sorted(self._last, key=self._last.__getitem__)[:5_000]:
+                self._last.pop(old)
+                self._pending.pop(old, None)
+        self._last[client] = now
+        return self._pending.pop(client)
+
+
+def client_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"

@@ -9,19 +9,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, RouteDecision, Router
 from bastion.api._threads import ConversationMap
-from bastion.audit import AuditLog
+from bastion.audit import AuditEvent, AuditLog, AuditRecord, sha256_text
 from bastion.errors import ConfigError
 from bastion.keys import KeyInfo, KeyStore
 from bastion.settings import Settings
 from bastion.wiring import (
+    audit_log,
     build_code_agent,
     chat_client,
     configured_qa_agent,
+    key_store,
     make_embedder,
     make_router,
     model_url,
@@ -67,10 +70,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         client = await stack.enter_async_context(chat_client(settings, model_url(settings, log.info)))
         saver = await stack.enter_async_context(open_checkpointer(settings))
         data = settings.data_dir
-        keys, audit = KeyStore(data / "keys.sqlite"), AuditLog(data / "audit.sqlite")
+        keys = stack.enter_context(key_store(settings))
+        audit = stack.enter_context(audit_log(settings))
         conversations = ConversationMap(data / "api-conversations.sqlite")
-        for closable in (keys, audit, conversations):
-            stack.callback(closable.close)
+        stack.callback(conversations.close)
         retriever = Retriever(embedder, store)
         manifest = stack.enter_context(open_manifest(settings))
         indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=settings.retrieval.chunk_tokens)
@@ -107,6 +110,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             chat_easy=ChatAgent(client, options=chat_options, checkpointer=saver, router=_easy),
             code=code,
         )
+
+
+async def audit_event(services: Services, who: KeyInfo | None, event: AuditEvent, **fields: Any) -> None:
+    """Append one record of what `who` did (None: no valid key) to the audit log."""
+    identity: dict[str, Any] = (
+        {"user": who.user, "groups": who.groups, "key_id": who.key_id} if who else {"user": None}
+    )
+    await asyncio.to_thread(services.audit.append, AuditRecord(event=event, **identity, **fields))
+
+
+def question_fields(services: Services, text: str) -> dict[str, Any]:
+    """A question or query as the audit keeps it: always its hash, its text unless redacted."""
+    return {
+        "question_sha256": sha256_text(text),
+        "question": text if services.settings.api.audit_text else None,
+    }
 
 
 def cache_salt(settings: Settings, who: KeyInfo) -> str | None:

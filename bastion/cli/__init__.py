@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from bastion.cli import audit, eval, keys, model, router
 from bastion.cli._common import err
@@ -60,11 +61,11 @@ def main() -> None:
     try:
         app()
     except BastionError as exc:
-        err.print(f"[bold red]Error:[/bold red] {exc}", markup=True, highlight=False)
+        err.print("[bold red]Error:[/bold red] " + escape(str(exc)), markup=True, highlight=False)
         sys.exit(1)
     except ValueError as exc:
         # Values we validate late (an empty question, a bad limit) surface as ValueError.
-        err.print(f"[bold red]Error:[/bold red] {exc}")
+        err.print("[bold red]Error:[/bold red] " + escape(str(exc)), highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("Interrupted.")

@@ -131,13 +131,15 @@ def test_every_exchange_is_in_the_audit_log_and_the_chain_verifies(api: Api) -> 
     )
     verified = bastion("audit", "verify", "--json", data_dir=api.data_dir)
     assert verified.returncode == 0 and json.loads(verified.stdout)["ok"]
-    records = [
+    every = [
         json.loads(line) for line in bastion("audit", "export", data_dir=api.data_dir).stdout.splitlines()
     ]
+    records = [r for r in every if r["event"] == "answer"]
     last = records[-1]
     assert (last["user"], last["agent"], last["question"]) == ("alice", "bastion-chat", "Hello")
     assert last["efforts"] and last["answer_sha256"] and last["key_id"] == api.keys["alice_id"]
     assert {r["user"] for r in records} <= {"alice", "mallory"}
+    assert all(r["question_sha256"] and r["answer_sha256"] for r in records)
     qa = [r for r in records if r["agent"] == "bastion-qa" and r["user"] == "alice"]
     assert qa and all(r["chunk_ids"] for r in qa)  # what retrieval returned, cited or not
     refused = [r for r in records if r["user"] == "mallory" and r["agent"] == "bastion-qa"]
@@ -181,3 +183,41 @@ def test_the_code_model_answers_about_the_configured_repository_with_line_citati
     for c in ext["citations"]:
         assert c["path"] == "billing/invoice.py" and 1 <= c["start_line"] <= c["end_line"] <= len(lines)
         assert f"{c['path']}:{c['start_line']}-{c['end_line']}" in (answer.choices[0].message.content or "")
+
+
+def test_searches_document_changes_and_refused_keys_are_audited(api: Api) -> None:
+    def records() -> list[dict[str, Any]]:
+        lines = bastion("audit", "export", data_dir=api.data_dir).stdout.splitlines()
+        return [json.loads(line) for line in lines]
+
+    before = len(records())
+    alice, root = (
+        {"Authorization": f"Bearer {api.keys['alice']}"},
+        {"Authorization": f"Bearer {api.keys['root']}"},
+    )
+    found = httpx.post(f"{api.url}/v1/search", json={"query": "password length"}, headers=alice).json()
+    files = {"file": ("audit-me.md", b"# Audit\n\nThis page exists to be audited.\n", "text/markdown")}
+    doc = httpx.post(f"{api.url}/v1/documents", files=files, data={"groups": "staff"}, headers=root).json()
+    httpx.post(f"{api.url}/v1/documents/{doc['id']}/reindex", headers=root)
+    httpx.delete(f"{api.url}/v1/documents/{doc['id']}", headers=root)
+    for _ in range(5):  # a burst of bad keys from one client: one record, not five
+        assert (
+            httpx.get(f"{api.url}/v1/models", headers={"Authorization": "Bearer bst_nope_nope"}).status_code
+            == 401
+        )
+    assert httpx.get(f"{api.url}/v1/documents", headers=alice).status_code == 403
+
+    new = records()[before:]
+    events = [r["event"] for r in new]
+    search = next(r for r in new if r["event"] == "search")
+    assert search["user"] == "alice" and search["question"] == "password length"
+    assert search["chunk_ids"] == [hit["chunk_id"] for hit in found["results"]]
+    assert [r["target"].split()[0] for r in new if r["event"] in ("upload", "reindex", "delete")] == [
+        doc["id"]
+    ] * 3
+    assert [r["user"] for r in new if r["event"] in ("upload", "reindex", "delete")] == ["root"] * 3
+    failed = [r for r in new if r["event"] == "auth_failed"]
+    assert events.count("auth_failed") <= 3 and failed  # the bad-key burst (at most one a minute) and the 403
+    assert any(r["user"] is None and r["target"] == "/v1/models" for r in failed)
+    assert any(r["user"] == "alice" and "not an administrator" in r["detail"] for r in failed)
+    assert bastion("audit", "verify", data_dir=api.data_dir).returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.audit import AuditLog, AuditRecord, sha256_text
+from bastion.audit import Anchor, AuditLog, AuditRecord, audit_key, sha256_text
 
 
 def _record(i: int) -> AuditRecord:
@@ -27,7 +27,8 @@ def _record(i: int) -> AuditRecord:
 
 
 def _log(path: Path, n: int) -> AuditLog:
-    log = AuditLog(path)
+    """A log in `path`'s folder, keyed as `bastion` keys it for that data directory."""
+    log = AuditLog(path, audit_key(path.parent, create=True))
     for i in range(n):
         log.append(_record(i))
     return log
@@ -68,7 +69,7 @@ def test_any_tampering_is_detected(n: int, tamper: str, at: int) -> None:
         db.execute("UPDATE audit SET record = ? WHERE seq = ?", (rows[other], seq))
         db.execute("UPDATE audit SET record = ? WHERE seq = ?", (rows[seq], other))
     elif tamper == "edit_and_rehash":
-        # A forger who recomputes the edited record's own hash still breaks the next link (or the head).
+        # A forger without the key can only guess at the hash: plain SHA-256 is what they would try.
         import hashlib
 
         prev, text = db.execute("SELECT prev_hash, record FROM audit WHERE seq = ?", (seq,)).fetchone()
@@ -77,8 +78,52 @@ def test_any_tampering_is_detected(n: int, tamper: str, at: int) -> None:
         db.execute("UPDATE audit SET record = ?, hash = ? WHERE seq = ?", (text, digest, seq))
     else:
         db.execute("DELETE FROM audit WHERE seq = ?", (n,))
-    result = AuditLog(folder / "audit.sqlite").verify()
+    result = _reopen(folder).verify()
     assert not result.ok or result.head != head, tamper
+
+
+def _reopen(folder: Path) -> AuditLog:
+    return AuditLog(folder / "audit.sqlite", audit_key(folder, create=False), create=False)
+
+
+def test_a_chain_recomputed_without_the_key_fails(tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    _log(tmp_path / "audit.sqlite", 4).close()
+    db = sqlite3.connect(tmp_path / "audit.sqlite", isolation_level=None)
+    rows = db.execute("SELECT seq, record FROM audit ORDER BY seq").fetchall()
+    for guess in (b"", b"another key"):
+        prev = "0" * 64
+        for seq, text in rows:
+            forged = text.replace('"q', '"z')
+            digest = (
+                hmac.new(guess, (prev + forged).encode(), hashlib.sha256).hexdigest()
+                if guess
+                else (hashlib.sha256((prev + forged).encode()).hexdigest())
+            )
+            db.execute(
+                "UPDATE audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (forged, prev, digest, seq),
+            )
+            prev = digest
+        result = _reopen(tmp_path).verify()
+        assert not result.ok and all("keyed hash" in p for p in result.problems)
+
+
+def test_records_cut_off_after_an_anchor_are_detected(tmp_path: Path) -> None:
+    log = _log(tmp_path / "audit.sqlite", 6)
+    anchor = log.head()
+    assert anchor.seq == 6 and log.verify([anchor]).ok
+    log.append(_record(6))
+    assert log.verify([anchor]).ok  # growing after an anchor is fine
+    db = sqlite3.connect(tmp_path / "audit.sqlite", isolation_level=None)
+    db.execute("DELETE FROM audit WHERE seq >= 5")  # the last three, so the chain itself still links
+    assert log.verify().ok  # without the anchor a cut at the end is invisible…
+    cut = log.verify([anchor])
+    assert not cut.ok and "anchored record 6 is missing" in cut.problems[0]  # …with it, it is not
+    rewritten = Anchor(seq=3, hash="f" * 64, time=anchor.time)
+    assert "rewritten" in log.verify([rewritten]).problems[0]
 
 
 def test_the_cli_verifies_and_exports_and_fails_on_tampering(tmp_path: Path) -> None:
@@ -96,3 +141,45 @@ def test_the_cli_verifies_and_exports_and_fails_on_tampering(tmp_path: Path) -> 
     )
     broken = bastion("audit", "verify", data_dir=tmp_path)
     assert broken.returncode == 1 and "record 3" in broken.stderr and "tampered" in broken.stderr
+
+
+def test_the_cli_anchors_and_verify_anchor_catches_a_cut(tmp_path: Path) -> None:
+    from tests.bastion.test_cli import bastion
+
+    _log(tmp_path / "audit.sqlite", 5).close()
+    anchors = tmp_path / "elsewhere" / "anchors.jsonl"
+    anchors.parent.mkdir()
+    assert bastion("audit", "anchor", "--to", str(anchors), data_dir=tmp_path).returncode == 0
+    printed = bastion("audit", "anchor", data_dir=tmp_path)
+    assert json.loads(printed.stdout)["seq"] == 5
+    assert bastion("audit", "verify", "--anchor", str(anchors), data_dir=tmp_path).returncode == 0
+    sqlite3.connect(tmp_path / "audit.sqlite", isolation_level=None).execute(
+        "DELETE FROM audit WHERE seq > 3"
+    )
+    assert bastion("audit", "verify", data_dir=tmp_path).returncode == 0  # the chain alone still links
+    cut = bastion("audit", "verify", "--anchor", str(anchors), data_dir=tmp_path)
+    assert cut.returncode == 1 and "anchored record 5 is missing" in cut.stderr
+
+
+def test_verifying_a_missing_log_or_without_its_key_fails(tmp_path: Path) -> None:
+    from tests.bastion.test_cli import bastion
+
+    missing = bastion("audit", "verify", data_dir=tmp_path)
+    assert missing.returncode == 1 and "no audit log" in missing.stderr.lower()
+    assert not (tmp_path / "audit.sqlite").exists()  # checking did not create one
+    _log(tmp_path / "audit.sqlite", 2).close()
+    (tmp_path / "secrets" / "audit.key").unlink()
+    keyless = bastion("audit", "verify", data_dir=tmp_path)
+    assert keyless.returncode == 1 and "audit.key is missing" in keyless.stderr
+    assert (tmp_path / "secrets").stat().st_mode & 0o077 == 0
+
+
+def test_a_damaged_audit_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    from tests.bastion.test_cli import bastion
+
+    _log(tmp_path / "audit.sqlite", 2).close()
+    for extra in tmp_path.glob("audit.sqlite-*"):
+        extra.unlink()
+    (tmp_path / "audit.sqlite").write_bytes(b"this is not a database" * 100)
+    damaged = bastion("audit", "verify", data_dir=tmp_path)
+    assert damaged.returncode == 1 and "is damaged" in damaged.stderr and "Traceback" not in damaged.stderr
