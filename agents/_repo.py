@@ -10,9 +10,10 @@ the pack, the session repacks once.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pathspec
@@ -51,18 +52,26 @@ class RepoFile(BaseModel):
 
 def scan(root: Path) -> dict[str, RepoFile]:
     """The repository's source files by relative path: `.gitignore`d, hidden, vendored, generated,
-    binary and oversized files left out."""
+    binary and oversized files left out, and nothing reached through a link that leaves the
+    repository (a link to /etc/passwd, or a linked folder, is never read)."""
     root = root.resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     ignore = _gitignore(root)
+    found: list[PurePosixPath] = []
+    # os.walk without followlinks: a linked folder is listed but never entered.
+    for folder, subfolders, names in os.walk(root, followlinks=False):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in VENDORED_DIRS]
+        for name in names:
+            path = Path(folder, name)
+            if name.startswith(".") or (path.is_symlink() and not path.resolve().is_relative_to(root)):
+                continue
+            found.append(PurePosixPath(path.relative_to(root).as_posix()))
     files: dict[str, RepoFile] = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        parts = relative.split("/")
-        if any(p.startswith(".") or p in VENDORED_DIRS for p in parts) or not path.is_file():
-            continue
-        if ignore.match_file(relative) or GENERATED_NAMES.search(relative):
+    for relative_path in sorted(found):
+        relative = str(relative_path)
+        path = root / relative
+        if not path.is_file() or ignore.match_file(relative) or GENERATED_NAMES.search(relative):
             continue
         if path.stat().st_size > MAX_FILE_BYTES:
             continue

@@ -139,6 +139,14 @@ class ApiSettings(_Section):
     code_repo: Path | None = Field(
         default=None, description="the repository the bastion-code model answers about (unset: not offered)"
     )
+    code_repo_groups: str = Field(
+        default="",
+        description="comma-separated groups whose keys may ask bastion-code about code_repo; empty: nobody",
+    )
+
+    @property
+    def code_readers(self) -> frozenset[str]:
+        return frozenset(g.strip() for g in self.code_repo_groups.split(",") if g.strip())
 
 
 class Settings(BaseSettings):

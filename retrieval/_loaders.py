@@ -49,7 +49,13 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
         if not path.exists():
             problems.append(f"{path}: no such file or folder")
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not _ignored(p.relative_to(path)))
+            inside = path.resolve()
+            # A link that leaves the folder is not followed: indexing a folder reads that folder.
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not _ignored(p.relative_to(path)) and p.resolve().is_relative_to(inside)
+            )
             usable = [p for p in found if p.suffix.lower() in SUPPORTED_SUFFIXES]
             skipped += [
                 str(p)

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bastion.api import _documents as documents
 from bastion.api._auth import Caller, services_of
-from bastion.api._completions import answer_chat, answer_code, answer_qa
+from bastion.api._completions import answer_chat, answer_code, answer_qa, may_read_code
 from bastion.api._gate import FailureCounter, RequestGate, client_of
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
@@ -149,7 +149,12 @@ def _routes() -> APIRouter:
 
     @router.get("/v1/models", tags=["openai"])
     async def models(who: Caller, request: Request) -> dict[str, Any]:
-        offered = [m for m in AGENTS if m != "bastion-code" or services_of(request).code is not None]
+        services = services_of(request)
+        offered = [
+            m
+            for m in AGENTS
+            if m != "bastion-code" or (services.code is not None and may_read_code(services, who))
+        ]
         return {
             "object": "list",
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": "bastion"} for m in offered],

@@ -226,12 +226,23 @@ def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def may_read_code(services: Services, who: KeyInfo) -> bool:
+    """A repository is a document like any other: only keys in its groups may ask about it."""
+    return bool(services.settings.api.code_readers & set(who.groups))
+
+
 async def answer_code(
     services: Services, metrics: ApiMetrics, body: ChatCompletionRequest, who: KeyInfo
 ) -> JSONResponse | StreamingResponse:
     """The coding assistant over the repository the server is configured with (BASTION_API_CODE_REPO)."""
     if services.code is None or services.settings.api.code_repo is None:
         raise HTTPException(400, "bastion-code is not enabled on this server: set BASTION_API_CODE_REPO.")
+    if not may_read_code(services, who):
+        raise HTTPException(
+            403,
+            "Your key's groups may not read this server's code repository "
+            "(BASTION_API_CODE_REPO_GROUPS lists the groups that may).",
+        )
     question = body.messages[-1].text
     thread = await asyncio.to_thread(_thread_for, services, who, body.model, body.messages)
     started = time.perf_counter()

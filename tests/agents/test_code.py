@@ -21,6 +21,7 @@ CALC = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n\n\ndef mu
 
 
 def _repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     files = {
         "app/calc.py": CALC,
         "app/report.py": "from app.calc import add\n\n\ndef total(xs):\n    return sum(map(add, xs, xs))",
@@ -48,6 +49,21 @@ def test_scan_reads_source_and_leaves_out_ignored_vendored_generated_and_binary(
     files = scan(_repo(tmp_path))
     assert sorted(files) == ["app/calc.py", "app/report.py", "app/util.py", "docs/guide.md"]
     assert files["app/calc.py"].line_count == 7
+
+
+def test_scan_never_follows_a_link_out_of_the_repository(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "secrets").mkdir(parents=True)
+    (outside / "secrets" / "keys.py").write_text("PASSWORD = 'hunter2'\n")
+    (outside / "passwd.py").write_text("root:x:0:0\n")
+    repo = _repo(tmp_path / "repo")
+    (repo / "app" / "passwd.py").symlink_to(outside / "passwd.py")
+    (repo / "linked").symlink_to(outside / "secrets", target_is_directory=True)
+    (repo / "app" / "alias.py").symlink_to(repo / "app" / "calc.py")  # inside: fine
+    files = scan(repo)
+    assert "app/passwd.py" not in files and not any(p.startswith("linked/") for p in files)
+    assert not any("hunter2" in f.text or "root:x" in f.text for f in files.values())
+    assert files["app/alias.py"].text == CALC
 
 
 def test_the_pack_is_stable_and_changes_are_appended_as_deltas(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
         "BASTION_MODEL_URL": capable_llm_url,
         "BASTION_MODEL_MAX_TOKENS": "160",
         "BASTION_API_CODE_REPO": str(repo),
+        "BASTION_API_CODE_REPO_GROUPS": "staff,admins",
     }
     log = (data_dir / "api.log").open("w")
     process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)

@@ -136,3 +136,13 @@ def test_a_history_sent_to_another_model_starts_that_models_own_thread(api: Api)
     )
     assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
     assert '"error"' not in streamed.text
+
+
+def test_the_code_repository_answers_only_keys_in_its_groups(api: Api) -> None:
+    models = httpx.get(f"{api.url}/v1/models", headers=_auth(api.keys["mallory"])).json()["data"]
+    assert "bastion-code" not in [m["id"] for m in models]
+    refused = _chat(
+        api, api.keys["mallory"], [{"role": "user", "content": "What does vat() do?"}], model="bastion-code"
+    )
+    assert refused.status_code == 403 and "BASTION_API_CODE_REPO_GROUPS" in refused.text
+    assert refused.json()["error"]["type"] == "permission_error"
