@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.errors import ConfigError
 from bastion.settings import Settings
@@ -27,9 +29,24 @@ def settings(ctx: typer.Context) -> Settings:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: object) -> str:
+    """Text from documents, file names or the model, made harmless for a terminal: control characters
+    (an `ESC[2J` in a file name clears the screen) shown as `\\x1b` escapes; newlines and tabs kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", str(text))
+
+
+def safe(text: object) -> str:
+    """`plain`, and Rich markup in it shown as written rather than rendered: for values in markup."""
+    return escape(plain(text))
+
+
 def say(message: str) -> None:
-    """Progress and status go to stderr, so `--json` output on stdout stays machine-readable."""
-    err.print(f"[dim]{message}[/dim]")
+    """Progress and status go to stderr, so `--json` output on stdout stays machine-readable. The
+    message is shown as written: it often holds paths and names that are not ours."""
+    err.print(f"[dim]{safe(message)}[/dim]")
 
 
 def parse_groups(groups: str | None) -> frozenset[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from agents import CodeResult, QAResult
-from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, out, principal, run, say
+from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, out, principal, run, safe, say
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import code_agent, qa_agent
@@ -61,12 +61,12 @@ async def ask_code(s: Settings, question: str, repo: Path, who: Principal, threa
 
 
 def print_code_result(result: CodeResult) -> None:
-    out.print(f"[bold]{result.answer}[/bold]")
+    out.print(f"[bold]{safe(result.answer)}[/bold]")
     for c in result.citations:
         first = c.text.splitlines()[0].strip() if c.text.strip() else ""
-        out.print(f"  [cyan]{c.path}:{c.start_line}-{c.end_line}[/cyan] [dim]{first[:100]}[/dim]")
+        out.print(f"  [cyan]{safe(c.path)}:{c.start_line}-{c.end_line}[/cyan] [dim]{safe(first[:100])}[/dim]")
     for flag in result.flags:
-        out.print(f"  [yellow]warning:[/yellow] {_CODE_FLAG_TEXT.get(flag.split(':')[0], flag)}")
+        out.print(f"  [yellow]warning:[/yellow] {safe(_CODE_FLAG_TEXT.get(flag.split(':')[0], flag))}")
     u = result.usage
     cached = "unknown" if u.cached_tokens is None else u.cached_tokens
     how = (
@@ -95,22 +95,24 @@ async def ask_once(s: Settings, question: str, who: Principal, thread: str | Non
 
 
 def print_result(result: QAResult) -> None:
-    out.print(f"[bold]{result.answer}[/bold]")
+    out.print(f"[bold]{safe(result.answer)}[/bold]")
     for c in result.citations:
         snippet = " ".join(c.text.split())
         snippet = snippet if len(snippet) <= 140 else snippet[:139] + "…"
-        out.print(f"  [cyan][{c.number}][/cyan] {c.source}:{c.start}-{c.end} [dim]{c.title}[/dim]")
+        out.print(
+            f"  [cyan]\\[{c.number}][/cyan] {safe(c.source)}:{c.start}-{c.end} [dim]{safe(c.title)}[/dim]"
+        )
         if c.quote:
-            out.print(f"      quote checked: [green]“{c.quote}”[/green]")
-        out.print(f"      [dim]{snippet}[/dim]")
+            out.print(f"      quote checked: [green]“{safe(c.quote)}”[/green]")
+        out.print(f"      [dim]{safe(snippet)}[/dim]")
     for flag in result.flags:
-        out.print(f"  [yellow]warning:[/yellow] {_FLAG_TEXT.get(flag.split(':')[0], flag)}")
+        out.print(f"  [yellow]warning:[/yellow] {safe(_FLAG_TEXT.get(flag.split(':')[0], flag))}")
     u, t = result.usage, result.timings
     cached = "unknown" if u.cached_tokens is None else u.cached_tokens
     if result.search_query != result.question:
-        out.print(f"[dim]searched for: {result.search_query}[/dim]")
+        out.print(f"[dim]searched for: {safe(result.search_query)}[/dim]")
     out.print(
-        f"[dim]effort {result.reasoning_effort} ({result.effort_reason}) · "
+        f"[dim]effort {result.reasoning_effort} ({safe(result.effort_reason)}) · "
         f"{len(result.steps)} model calls · prompt {u.prompt_tokens} tokens, "
         f"{cached} cached · completion {u.completion_tokens} · "
         f"retrieval {t.get('retrieve_ms', 0):.0f} ms, "

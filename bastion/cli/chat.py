@@ -13,7 +13,18 @@ import sys
 import typer
 
 from agents import ChatAgent, ChatEvent
-from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, err, out, principal, run, say
+from bastion.cli._common import (
+    GROUPS_OPTION,
+    JSON_OPTION,
+    USER_OPTION,
+    err,
+    out,
+    plain,
+    principal,
+    run,
+    safe,
+    say,
+)
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import chat_agent
@@ -48,7 +59,7 @@ async def _session(
         if show_history:
             assert thread is not None
             for user_text, reply in await agent.history(thread, who):
-                out.print(f"[bold]you:[/bold] {user_text}\n[bold]bastion:[/bold] {reply}\n")
+                out.print(f"[bold]you:[/bold] {safe(user_text)}\n[bold]bastion:[/bold] {safe(reply)}\n")
             return
         if message is not None:
             await _turn(agent, message, who, thread, as_json)
@@ -74,10 +85,10 @@ async def _turn(agent: ChatAgent, message: str, who: Principal, thread: str | No
         if as_json:
             out.print_json(event.model_dump_json(exclude_none=True), indent=None)
         elif event.kind == "token":
-            sys.stdout.write(event.text)
+            sys.stdout.write(plain(event.text))
             sys.stdout.flush()
         elif event.kind == "reasoning":
-            err.print(f"[dim italic]{event.text}[/dim italic]", end="")
+            err.print(f"[dim italic]{safe(event.text)}[/dim italic]", end="")
         elif event.kind == "node" and event.node == "route":
             say(f"· effort {event.effort} ({event.reason})")
         if event.kind == "done":

@@ -28,6 +28,7 @@ from bastion.cli._common import (
     out,
     parse_groups,
     principal,
+    safe,
     say,
 )
 from bastion.cli._common import settings as get_settings
@@ -71,7 +72,7 @@ def index(
     if report.skipped_files:
         out.print(
             f"Skipped {len(report.skipped_files)} file(s) of unsupported types, "
-            f"e.g. {report.skipped_files[0]}"
+            f"e.g. {safe(report.skipped_files[0])}"
         )
     say(f"Index: {s.data_dir / 'index'}")
 
@@ -192,10 +193,10 @@ def search(
     for rank, hit in enumerate(hits, start=1):
         c = hit.chunk
         out.print(
-            f"[bold]{rank}.[/bold] {c.source}:{c.start}-{c.end}  "
-            f"[dim]{chosen} score {hit.score:.3f}  {c.title}[/dim]"
+            f"[bold]{rank}.[/bold] {safe(c.source)}:{c.start}-{c.end}  "
+            f"[dim]{chosen} score {hit.score:.3f}  {safe(c.title)}[/dim]"
         )
-        out.print(f"   {_snippet(c.text)}")
+        out.print(f"   {safe(_snippet(c.text))}")
 
 
 def _mode(value: str) -> SearchMode:

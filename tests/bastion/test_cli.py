@@ -135,6 +135,23 @@ def test_bad_index_input_fails_clearly_and_writes_nothing(tmp_path: Path, make, 
     assert json.loads(after.stdout)["results"] == []
 
 
+def test_names_and_texts_are_shown_as_written_never_as_terminal_codes_or_markup(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = "evil\x1b[2J[red]boom.md"
+    (docs / name).write_text("# Title \x1b[31m[bold]loud[/bold]\n\nThe zebra protocol has nine steps.\n")
+    (docs / "payload\x1b]0;owned\x07.exe").write_text("not indexed")
+    indexed = bastion("index", str(docs), data_dir=tmp_path / "data")
+    assert indexed.returncode == 0, indexed.stderr
+    found = bastion("search", "zebra protocol", data_dir=tmp_path / "data")
+    assert found.returncode == 0, found.stderr
+    for output in (indexed.stdout + indexed.stderr, found.stdout):
+        assert "\x1b" not in output and "\x07" not in output
+    assert "evil\\x1b[2J[red]boom.md" in found.stdout  # the name as written, not rendered
+    assert "[bold]loud[/bold]" in found.stdout
+    assert "payload\\x1b]0;owned\\x07.exe" in indexed.stdout
+
+
 def test_unreachable_model_server_is_a_clear_error(indexed: Path) -> None:
     done = bastion(
         "ask", "How long is CCTV footage kept?", data_dir=indexed, model_url="http://127.0.0.1:9/v1"
