@@ -10,4 +10,8 @@ COPY evals evals
 COPY bastion bastion
 COPY examples examples
 RUN pip install --no-cache-dir "torch==2.13.0" && pip install --no-cache-dir .
+# Bastion never needs root: it runs as its own user, and /data (the data volume) is that user's only.
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin bastion \
+    && mkdir -p /data && chown bastion:bastion /data && chmod 700 /data
+USER 10001:10001
 ENTRYPOINT ["bastion"]

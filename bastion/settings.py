@@ -116,6 +116,11 @@ class ApiSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    docs: bool = Field(
+        default=False,
+        description="serve the interactive /docs and /redoc pages (they load scripts from a CDN); "
+        "/openapi.json is always served",
+    )
     cache_salt: Literal["group", "user", "none"] = Field(
         default="group",
         description="who may share the model server's KV cache: the same groups, one user, or everyone",

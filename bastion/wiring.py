@@ -11,6 +11,7 @@ Data directory layout (everything Bastion writes):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
@@ -66,6 +67,8 @@ from serving import (
 )
 
 Say = Callable[[str], None]
+
+log = logging.getLogger("bastion")
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -318,6 +321,16 @@ async def forget_documents(saver: BaseCheckpointSaver[str], sources: list[str]) 
         async with saver.lock:
             await saver.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return threads
+
+
+def private_data_dir(path: Path) -> None:
+    """Create the data directory readable by its owner only. An existing one that others may read
+    is left as it is (its owner chose that) but said so, since it holds keys and conversations."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+        path.chmod(0o700)  # mkdir's mode is filtered by the umask; this is not
+    elif path.stat().st_mode & 0o077:
+        log.warning("The data directory %s is readable by other users; chmod 700 it.", path)
 
 
 def key_store(settings: Settings) -> closing[KeyStore]:

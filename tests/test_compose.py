@@ -76,6 +76,17 @@ def test_api_service_serves_bastion_api_on_its_published_port_with_a_health_chec
     assert "bastion-data:/data" in api["volumes"] and api["environment"]["BASTION_DATA_DIR"] == "/data"
 
 
+def test_bastion_runs_as_a_non_root_user_and_publishes_only_on_this_host(compose: dict[str, Any]) -> None:
+    for name in ("api", "bastion"):
+        assert compose["services"][name]["user"] == "10001:10001", name
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    assert [line for line in dockerfile if line.startswith("USER ")] == ["USER 10001:10001"]
+    # Every published port binds to 127.0.0.1 unless the operator says otherwise.
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith(("127.0.0.1:", "${BASTION_API_BIND:-127.0.0.1}:")), (name, mapping)
+
+
 def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     tool = shutil.which("docker-compose")
     if tool is None:

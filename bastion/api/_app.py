@@ -54,6 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Answers from your own documents, on your own servers. OpenAI-compatible.",
         version="0.1.0",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: a regulated network's browsers should
+        # not, so the pages are off unless asked for (the schema itself is always at /openapi.json).
+        docs_url="/docs" if settings.api.docs else None,
+        redoc_url="/redoc" if settings.api.docs else None,
     )
     metrics = ApiMetrics()
     app.state.metrics = metrics

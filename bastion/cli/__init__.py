@@ -18,6 +18,7 @@ from bastion.cli.demo import demo
 from bastion.cli.index import index, search
 from bastion.errors import BastionError
 from bastion.settings import load_settings
+from bastion.wiring import private_data_dir
 
 app = typer.Typer(
     name="bastion",
@@ -49,9 +50,13 @@ def _root(
 ) -> None:
     overrides = {"data_dir": data_dir} if data_dir else {}
     ctx.obj = load_settings(config, **overrides)
+    private_data_dir(ctx.obj.data_dir)
 
 
 def main() -> None:
+    # Keys, the audit log, conversations and uploaded documents are nobody else's business: every file
+    # Bastion creates is readable by its user only (0600, folders 0700).
+    os.umask(0o077)
     # Models load from local folders only; these keep the Hugging Face libraries offline and quiet.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

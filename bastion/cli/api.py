@@ -22,5 +22,6 @@ def api(
 
     s = get_settings(ctx)
     host, port = host or s.api.host, port or s.api.port
-    say(f"Bastion API on http://{host}:{port} (OpenAPI schema at /openapi.json; docs at /docs)")
+    docs = "; docs at /docs" if s.api.docs else "; /docs is off (BASTION_API_DOCS=true turns it on)"
+    say(f"Bastion API on http://{host}:{port} (OpenAPI schema at /openapi.json{docs})")
     uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=False)

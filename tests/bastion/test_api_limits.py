@@ -185,3 +185,10 @@ def test_conversations_and_questions_over_their_limits_are_400_naming_the_settin
 def test_a_refused_request_is_counted_under_the_route_it_asked_for(api: Api) -> None:
     assert httpx.post(f"{api.url}/v1/search", json={"query": "x"}).status_code == 401
     assert 'route="/v1/search",status="401"' in httpx.get(f"{api.url}/metrics").text
+
+
+def test_docs_pages_that_load_cdn_scripts_are_off_by_default(api: Api) -> None:
+    assert httpx.get(f"{api.url}/docs").status_code == 404
+    assert httpx.get(f"{api.url}/redoc").status_code == 404
+    page = httpx.get(f"{api.url}/").text
+    assert '<script src="http' not in page and "cdn" not in page.lower()

@@ -148,3 +148,13 @@ def test_the_cli_rotates_expires_and_audits_key_changes(tmp_path: Path) -> None:
     ]
     assert f"replaces {created['key_id']}" in records[1]["detail"]
     assert bastion("audit", "verify", data_dir=tmp_path).returncode == 0
+
+
+def test_the_data_directory_and_its_databases_are_private(tmp_path: Path) -> None:
+    from tests.bastion.test_cli import bastion
+
+    data = tmp_path / "fresh" / "data"
+    assert bastion("keys", "create", "--user", "kim", data_dir=data).returncode == 0
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("keys.sqlite", "audit.sqlite", "secrets/audit.key"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
