@@ -79,6 +79,12 @@ class RetrievalSettings(_Section):
     device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
     top_k: int = Field(default=5, ge=1, le=20, description="passages per search, and shown per QA answer")
+    max_document_mb: int = Field(
+        default=10,
+        ge=1,
+        le=1024,
+        description="the most text one document may give, in MB; larger ones are refused",
+    )
     min_score: float = Field(
         default=0.25, ge=-1, le=1, description="dense mode only: passages below this cosine are not used"
     )

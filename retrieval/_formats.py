@@ -28,6 +28,41 @@ class Extracted:
     media: dict[str, int | str] = field(default_factory=dict)
 
 
+_MARKUP_PER_CHAR = 8
+"""Bytes of HTML or Word XML allowed per character of text: markup, styles and run properties."""
+
+
+def _too_big(size: int, limit: int, what: str) -> str:
+    return (
+        f"is too large: {size / (1 << 20):.1f} MB {what}, over the limit of {limit / (1 << 20):.0f} MB "
+        "of text per document (BASTION_RETRIEVAL_MAX_DOCUMENT_MB); split it, or raise the limit"
+    )
+
+
+def check_size(data: bytes, doc_type: str, max_chars: int) -> None:
+    """Refuse a document whose text would pass `max_chars` before parsing it, where the size can be
+    known up front: a parser given a zip bomb uses gigabytes before it could be stopped."""
+    if doc_type in ("image", "pdf"):
+        return  # images give a line of text; a PDF's text is counted page by page after extraction
+    if doc_type in ("html",):
+        if len(data) > max_chars * _MARKUP_PER_CHAR:
+            raise ExtractionError(_too_big(len(data), max_chars * _MARKUP_PER_CHAR, "of HTML"))
+        return
+    if doc_type == "docx":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                unpacked = sum(i.file_size for i in archive.infolist() if i.filename.startswith("word/"))
+        except zipfile.BadZipFile as exc:
+            raise ExtractionError(f"is not a readable DOCX file ({exc})") from exc
+        if unpacked > max_chars * _MARKUP_PER_CHAR:
+            raise ExtractionError(
+                _too_big(unpacked, max_chars * _MARKUP_PER_CHAR, "of Word XML once unpacked")
+            )
+        return
+    if len(data) > max_chars:  # text and code: a byte is at most a character
+        raise ExtractionError(_too_big(len(data), max_chars, "of text"))
+
+
 def decode_text(data: bytes) -> str:
     if b"\x00" in data[:8192]:
         raise ExtractionError("looks like a binary file (it contains NUL bytes), not text")
@@ -130,11 +165,12 @@ def docx(data: bytes, name: str) -> Extracted:
     from docx import Document as open_docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
-
     try:
         document = open_docx(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+    except (PackageNotFoundError, zipfile.BadZipFile) as exc:
         raise ExtractionError(f"is not a readable DOCX file ({exc})") from exc
+    except Exception as exc:  # python-docx and lxml fail on malformed parts in many ways; all mean this
+        raise ExtractionError(f"is not a readable DOCX file ({type(exc).__name__}: {exc})") from exc
     blocks: list[str] = []
     for item in document.iter_inner_content():
         if isinstance(item, Table):

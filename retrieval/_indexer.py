@@ -19,7 +19,7 @@ from typing import Literal
 from retrieval._bm25 import document_vector, query_vector
 from retrieval._chunking import Measure, chunk_text
 from retrieval._embed import Embedder
-from retrieval._loaders import Document, LoadResult, load_documents
+from retrieval._loaders import MAX_DOCUMENT_CHARS, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry, now
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
@@ -97,8 +97,10 @@ class Indexer:
         manifest: Manifest | None = None,
         chunk_tokens: int = 128,
         batch_size: int = 256,
+        max_document_chars: int = MAX_DOCUMENT_CHARS,
     ) -> None:
         self.embedder = embedder
+        self.max_document_chars = max_document_chars
         self.store = store
         self.manifest = manifest
         # Chunks are measured with the embedding model's own tokenizer and never exceed what it reads.
@@ -115,7 +117,7 @@ class Indexer:
         progress: Progress | None = None,
     ) -> IndexReport:
         """Index files and folders. Raises LoaderError, before writing anything, if any input is bad."""
-        loaded = load_documents(paths, allow_empty_folders=prune)
+        loaded = load_documents(paths, allow_empty_folders=prune, max_chars=self.max_document_chars)
         prune_under = [p for p in paths if p.is_dir()] if prune else []
         return self.index_loaded(
             loaded, owner=owner, groups=groups, prune_under=prune_under, progress=progress

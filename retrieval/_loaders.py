@@ -10,7 +10,7 @@ from pathlib import Path
 
 from retrieval._chunking import Section
 from retrieval._errors import LoaderError
-from retrieval._formats import FORMATS, ExtractionError
+from retrieval._formats import FORMATS, ExtractionError, _too_big, check_size
 
 SUPPORTED_SUFFIXES = frozenset(FORMATS)
 _KINDS = "Markdown, text, reStructuredText, HTML, PDF, DOCX, source code, PNG/JPEG images"
@@ -39,7 +39,16 @@ class LoadResult:
     skipped: list[str]  # files inside folders with a type we do not index
 
 
-def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> LoadResult:
+MAX_DOCUMENT_CHARS = 10 << 20
+"""The most text one document may give: a 746 KB .docx once expanded to 200 MB of paragraphs."""
+
+
+def load_documents(
+    paths: list[Path], *, allow_empty_folders: bool = False, max_chars: int = MAX_DOCUMENT_CHARS
+) -> LoadResult:
+    """Read every file (folders recursively) into Documents, or raise LoaderError listing every problem.
+    A document whose text would pass `max_chars` is refused before it is parsed where its size can be
+    known (text files by their bytes, .docx by its unpacked XML), else after extraction."""
     problems: list[str] = []
     files: list[Path] = []
     skipped: list[str] = []
@@ -77,7 +86,7 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
             continue
         seen.add(source)
         try:
-            documents.append(_read(file, source))
+            documents.append(_read(file, source, max_chars))
         except ExtractionError as exc:
             problems.append(f"{file}: {exc}")
     if problems:
@@ -85,7 +94,7 @@ def load_documents(paths: list[Path], *, allow_empty_folders: bool = False) -> L
     return LoadResult(documents=documents, skipped=skipped)
 
 
-def _read(file: Path, source: str) -> Document:
+def _read(file: Path, source: str, max_chars: int) -> Document:
     try:
         data = file.read_bytes()
         modified_at = file.stat().st_mtime
@@ -93,7 +102,10 @@ def _read(file: Path, source: str) -> Document:
         raise ExtractionError(f"cannot be read ({exc.strerror})") from exc
     groups = _sidecar_groups(file)
     doc_type, extract = FORMATS[file.suffix.lower()]
+    check_size(data, doc_type, max_chars)
     extracted = extract(data, file.name)
+    if len(extracted.text) > max_chars:
+        raise ExtractionError(_too_big(len(extracted.text), max_chars, "of text"))
     if not extracted.text.strip():
         raise ExtractionError("is empty")
     return Document(

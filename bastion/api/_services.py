@@ -76,7 +76,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.callback(conversations.close)
         retriever = Retriever(embedder, store)
         manifest = stack.enter_context(open_manifest(settings))
-        indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=settings.retrieval.chunk_tokens)
+        indexer = Indexer(
+            embedder,
+            store,
+            manifest=manifest,
+            chunk_tokens=settings.retrieval.chunk_tokens,
+            max_document_chars=settings.retrieval.max_document_mb << 20,
+        )
         router: Router = make_router(settings, embedder)
         code = None
         if settings.api.code_repo is not None:

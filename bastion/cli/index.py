@@ -94,11 +94,17 @@ def index_paths(
 ) -> IndexReport:
     s = get_settings(ctx)
     # Bad input fails here, before a model is loaded or anything is written.
-    loaded = load_documents(paths, allow_empty_folders=prune)
+    loaded = load_documents(paths, allow_empty_folders=prune, max_chars=s.retrieval.max_document_mb << 20)
     say("Loading the embedding model…")
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
-        indexer = Indexer(embedder, store, manifest=manifest, chunk_tokens=s.retrieval.chunk_tokens)
+        indexer = Indexer(
+            embedder,
+            store,
+            manifest=manifest,
+            chunk_tokens=s.retrieval.chunk_tokens,
+            max_document_chars=s.retrieval.max_document_mb << 20,
+        )
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

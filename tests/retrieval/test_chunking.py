@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,7 @@ def test_spans_are_exact_ordered_disjoint_bounded_and_complete(
         assert piece and piece == piece.strip(), "a chunk starts and ends on non-space"
         assert span.start >= previous_end, "chunks are ordered and never overlap"
         assert measure(piece) <= budget
+        assert len(piece) <= 32 * budget, "no chunk is longer than 32 characters per budget unit"
         previous_end = span.end
         for i in range(span.start, span.end):
             covered[i] = True
@@ -71,3 +74,34 @@ def test_markdown_sections_cover_the_text() -> None:
     sections = markdown_sections(text)
     assert [s.title for s in sections] == ["", "A", "A > B", "C"]
     assert "".join(text[s.start : s.end] for s in sections) == text
+
+
+class _Counting:
+    """A measure that counts the characters it was asked to measure: the work chunking does."""
+
+    def __init__(self, measure: Callable[[str], int]) -> None:
+        self.measure, self.characters = measure, 0
+
+    def __call__(self, text: str) -> int:
+        self.characters += len(text)
+        return self.measure(text)
+
+
+def test_chunking_is_linear_in_the_length_of_the_text() -> None:
+    """One unbroken paragraph used to cost quadratic time (110 s for 200 KB); the work is counted in
+    characters measured, so a loaded machine cannot make this pass or fail."""
+    megabyte = 1 << 20
+    normal = ("Staff may work abroad for up to twenty days a year with approval. " * 16 + "\n\n") * (
+        megabyte // 1090
+    )
+    one_line = ("word " * (megabyte // 5)).strip()
+    one_token = "a" * megabyte  # one unknown word to a WordPiece tokenizer
+    work = {}
+    for name, text in (("normal", normal), ("one line", one_line), ("one token", one_token)):
+        for measure in (len, _words):
+            counting = _Counting(measure)
+            spans = chunk_text(text, budget=128, measure=counting)
+            assert spans and max(s.end - s.start for s in spans) <= 32 * 128
+            work[name, measure.__name__] = counting.characters / len(text)
+    assert max(work.values()) < 60, work  # characters measured per character of text, at most
+    assert work["one line", "len"] < 5 * work["normal", "len"], work

@@ -126,3 +126,31 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
     with pytest.raises(LoaderError) as info:
         load_documents([tmp_path, tmp_path / "gone.txt"])
     assert len(info.value.problems) == 2
+
+
+def _docx(path: Path, document_xml: bytes) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        archive.writestr("word/document.xml", document_xml)
+    return path
+
+
+def test_documents_over_the_text_limit_are_refused_before_they_are_parsed(tmp_path: Path) -> None:
+    limit = 1 << 20
+    paragraph = b"<w:p><w:r><w:t>" + b"word " * 20 + b"</w:t></w:r></w:p>"
+    bomb = _docx(
+        tmp_path / "bomb.docx", b"<w:document><w:body>" + paragraph * 120_000 + b"</w:body></w:document>"
+    )
+    assert bomb.stat().st_size < 200_000  # ~14 MB of XML packed small: a zip bomb in miniature
+    blank = _docx(tmp_path / "blank.docx", b" " * (20 << 20))  # whitespace, once a raw lxml traceback
+    (tmp_path / "huge.md").write_text("word " * (limit // 4))
+    for path in (bomb, blank, tmp_path / "huge.md"):
+        with pytest.raises(LoaderError, match="BASTION_RETRIEVAL_MAX_DOCUMENT_MB"):
+            load_documents([path], max_chars=limit)
+    broken = _docx(tmp_path / "broken.docx", b"<w:document><unclosed")
+    with pytest.raises(LoaderError, match="not a readable DOCX"):
+        load_documents([broken])
+    (tmp_path / "fits.md").write_text("word " * 1000)
+    assert load_documents([tmp_path / "fits.md"], max_chars=limit).documents
