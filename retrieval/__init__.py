@@ -5,6 +5,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
+from retrieval._check import IndexCheck, check_index
 from retrieval._chunking import Section, Span, chunk_text, markdown_sections
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
@@ -37,6 +38,7 @@ __all__ = [
     "EmbeddedChunk",
     "Embedder",
     "EmbeddingError",
+    "IndexCheck",
     "IndexEvent",
     "IndexReport",
     "Indexer",
@@ -59,6 +61,7 @@ __all__ = [
     "StoreError",
     "StoreQuery",
     "VectorStore",
+    "check_index",
     "chunk_text",
     "default_model_path",
     "document_acl",

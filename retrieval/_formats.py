@@ -165,6 +165,7 @@ def docx(data: bytes, name: str) -> Extracted:
     from docx import Document as open_docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
+
     try:
         document = open_docx(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile) as exc:

@@ -17,6 +17,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from retrieval._errors import StoreError
+
 _SCHEMA = [
     # Append-only migrations, applied in order; user_version counts how many ran.
     """CREATE TABLE documents (
@@ -49,13 +51,21 @@ class Manifest:
         # One connection shared by the threads a server runs blocking work on; the lock serialises them.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, statement in enumerate(_SCHEMA[version:], start=version + 1):
-            with self._db:
-                self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for number, statement in enumerate(_SCHEMA[version:], start=version + 1):
+                with self._db:
+                    self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(
+                f"The index manifest {path} is damaged ({exc}). It only lists what was indexed: move it "
+                "aside and run `bastion index` on your folders again (unchanged chunks are kept), then "
+                "`bastion index --check`."
+            ) from exc
 
     def record(self, entry: ManifestEntry) -> None:
         with self._lock, self._db:

@@ -47,6 +47,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
+            root = documents.documents_root(services)
+            store, manifest = services.retriever.store, services.manifest
+            for doc_id in await asyncio.to_thread(documents.recover_uploads, root, store, manifest):
+                log.warning(
+                    "rolled back document %s: its upload was interrupted before it was indexed", doc_id
+                )
+                await audit_event(
+                    services,
+                    None,
+                    "delete",
+                    target=doc_id,
+                    detail="upload interrupted by a crash, rolled back",
+                )
             yield
 
     app = FastAPI(

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 from bastion.api._auth import Admin
 from bastion.api._services import Services, audit_event
 from bastion.wiring import forget_documents
-from retrieval import SUPPORTED_SUFFIXES, Principal, RetrievalError
+from retrieval import SUPPORTED_SUFFIXES, Manifest, Principal, RetrievalError, VectorStore
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ID = re.compile(r"^[0-9a-f]{16}$")
@@ -131,6 +131,30 @@ def _info(services: Services, doc_id: str) -> dict[str, Any]:
             (a.removeprefix("user:") for a in (entry.acl if entry else []) if a.startswith("user:")), None
         ),
     }
+
+
+def recover_uploads(root: Path, store: VectorStore, manifest: Manifest) -> list[str]:
+    """Roll back uploads a crash interrupted: a document folder whose file the manifest does not
+    list as indexed (killed between the move and the index), and temporary files of uploads still
+    streaming in. Their clients never got a 201, so removing them loses nothing anyone was promised;
+    keeping them listed with 0 chunks promised a document nobody could find. Returns the ids."""
+    if not root.is_dir():
+        return []
+    for temp in root.glob(".upload-*"):
+        temp.unlink(missing_ok=True)
+    indexed = {e.source: e for e in manifest.entries(under=str(root))}
+    rolled_back = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _ID.match(p.name)):
+        files = [p for p in folder.iterdir() if p.suffix != ".groups"]
+        entry = indexed.get(str(files[0])) if len(files) == 1 else None
+        if entry is not None and entry.chunks > 0:
+            continue
+        for file in files:
+            store.delete_source(str(file))
+            manifest.forget(str(file))
+        shutil.rmtree(folder)
+        rolled_back.append(folder.name)
+    return rolled_back
 
 
 def _all(services: Services) -> list[dict[str, Any]]:

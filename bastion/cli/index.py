@@ -34,13 +34,22 @@ from bastion.cli._common import (
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import forget_documents, make_embedder, open_checkpointer, open_manifest, open_store
-from retrieval import Indexer, IndexEvent, IndexReport, Retriever, SearchFilters, SearchMode, load_documents
+from retrieval import (
+    Indexer,
+    IndexEvent,
+    IndexReport,
+    Retriever,
+    SearchFilters,
+    SearchMode,
+    check_index,
+    load_documents,
+)
 
 
 def index(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(
-        ..., help="Files or folders: Markdown, text, HTML, PDF, DOCX, source code, PNG/JPEG."
+        None, help="Files or folders: Markdown, text, HTML, PDF, DOCX, source code, PNG/JPEG."
     ),
     groups: str | None = typer.Option(
         None, "--groups", help="Only these groups may read the documents (default: only you)."
@@ -51,10 +60,18 @@ def index(
     optimize: bool = typer.Option(
         False, "--optimize", help="Then build the HNSW index (worth it past ~20k chunks; minutes at 100k)."
     ),
+    check: bool = typer.Option(
+        False, "--check", help="Index nothing: compare the manifest with the store; exit 1 if they differ."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Index documents: chunk, embed and store them. Unchanged files are skipped."""
     s = get_settings(ctx)
+    if check:
+        _check(s, as_json)
+        return
+    if not paths:
+        raise typer.BadParameter("give the files or folders to index (or --check)", param_hint="PATHS")
     started = time.perf_counter()
     report = index_paths(
         ctx, paths, groups=parse_groups(groups), prune=prune, optimize=optimize, show_progress=not as_json
@@ -75,6 +92,25 @@ def index(
             f"e.g. {safe(report.skipped_files[0])}"
         )
     say(f"Index: {s.data_dir / 'index'}")
+
+
+def _check(s: Settings, as_json: bool) -> None:
+    dimension = make_embedder(s).dimension
+    with open_store(s, dimension=dimension) as store, open_manifest(s) as manifest:
+        result = check_index(store, manifest)
+    if as_json:
+        out.print_json(json.dumps({**result.__dict__, "ok": result.ok}))
+    elif result.ok:
+        out.print(f"Index consistent: {result.documents} documents, {result.chunks} chunks.")
+    else:
+        for problem in result.problems:
+            err.print(f"[red]{safe(problem)}[/red]")
+        err.print(
+            f"[bold red]The index differs from its manifest[/bold red] ({len(result.problems)} problem(s)): "
+            "re-index the folders named (`bastion index FOLDER`), or rebuild from the documents."
+        )
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 class _Rate(ProgressColumn):

@@ -152,6 +152,29 @@ def test_names_and_texts_are_shown_as_written_never_as_terminal_codes_or_markup(
     assert "payload\\x1b]0;owned\\x07.exe" in indexed.stdout
 
 
+def test_index_check_finds_chunks_missing_from_the_store_and_a_damaged_manifest(tmp_path: Path) -> None:
+    from retrieval import EdgeStore
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\n" + "Alpha paragraph about leave. " * 60)
+    (docs / "b.md").write_text("# B\n\nBeta is short.\n")
+    data = tmp_path / "data"
+    assert bastion("index", str(docs), data_dir=data).returncode == 0
+    ok = bastion("index", "--check", "--json", data_dir=data)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["documents"] == 2, ok.stderr
+    store = EdgeStore(data / "index" / "edge", dimension=384)
+    source = str((docs / "a.md").resolve())
+    store.delete([next(iter(store.source_points(source)))])  # a point lost, as a damaged store loses it
+    store.close()
+    broken = bastion("index", "--check", data_dir=data)
+    assert broken.returncode == 1 and "a.md" in broken.stderr and "b.md" not in broken.stderr
+    for extra in data.glob("index/manifest.sqlite*"):
+        extra.write_bytes(b"garbage" * 100)
+    damaged = bastion("index", "--check", data_dir=data)
+    assert damaged.returncode == 1 and "is damaged" in damaged.stderr and "Traceback" not in damaged.stderr
+
+
 def test_unreachable_model_server_is_a_clear_error(indexed: Path) -> None:
     done = bastion(
         "ask", "How long is CCTV footage kept?", data_dir=indexed, model_url="http://127.0.0.1:9/v1"
