@@ -150,6 +150,11 @@ class ApiSettings(_Section):
     code_repo: Path | None = Field(
         default=None, description="the repository the bastion-code model answers about (unset: not offered)"
     )
+    source_root: Path | None = Field(
+        default=None,
+        description="folder that search results and citations show document paths relative to "
+        "(uploads: always relative to the documents folder; anything else: its file name only)",
+    )
     code_repo_groups: str = Field(
         default="",
         description="comma-separated groups whose keys may ask bastion-code about code_repo; empty: nobody",

@@ -25,14 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bastion.api import _documents as documents
 from bastion.api._auth import Caller, services_of
 from bastion.api._completions import answer_chat, answer_code, answer_qa, may_read_code
+from bastion.api._errors import http_error
 from bastion.api._gate import FailureCounter, RequestGate, client_of
 from bastion.api._metrics import ApiMetrics
 from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
-from bastion.api._services import Services, audit_event, open_services, question_fields
-from bastion.errors import BastionError
+from bastion.api._services import Services, audit_event, open_services, public_source, question_fields
 from bastion.keys import KeyInfo
 from bastion.settings import Settings
-from serving import ServingError
 
 log = logging.getLogger("bastion.api")
 
@@ -95,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.middleware("http")(metrics.middleware)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _internal_error)
     app.include_router(_routes())
     app.include_router(documents.routes())
     return app
@@ -113,6 +113,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         exc.status_code, "api_error" if exc.status_code >= 500 else "invalid_request_error"
     )
     return _error(exc.status_code, str(exc.detail), kind, dict(exc.headers or {}))
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered without a word of it."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "Internal error; the server logged it.", "api_error")
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -188,16 +194,18 @@ def _routes() -> APIRouter:
                 "(BASTION_API_MAX_QUESTION_CHARS).",
             )
         started = time.perf_counter()
+        services = services_of(request)
         try:
             hits = await asyncio.to_thread(
-                services_of(request).retriever.search,
-                body.query,
-                who.principal,
-                limit=body.limit,
-                mode=body.mode,
+                services.retriever.search, body.query, who.principal, limit=body.limit, mode=body.mode
             )
         except ValueError as exc:  # what the retriever refuses (a query with no searchable text)
             raise HTTPException(400, str(exc)) from exc
+        except Exception as exc:
+            mapped = http_error(exc, who)
+            if mapped is None:
+                raise
+            raise mapped from exc
         elapsed = time.perf_counter() - started
         metrics_of(request).retrieval.observe(elapsed)
         await audit_event(
@@ -208,7 +216,14 @@ def _routes() -> APIRouter:
             chunk_ids=[h.chunk.chunk_id for h in hits],
             latency_ms=elapsed * 1000,
         )
-        results = [{**h.chunk.model_dump(exclude={"acl"}), "score": h.score} for h in hits]
+        results = [
+            {
+                **h.chunk.model_dump(exclude={"acl"}),
+                "source": public_source(services, h.chunk.source),
+                "score": h.score,
+            }
+            for h in hits
+        ]
         return {"results": results}
 
     @router.post("/v1/chat/completions", tags=["openai"], response_model=None)
@@ -234,10 +249,9 @@ def _routes() -> APIRouter:
                 latency_ms=(time.perf_counter() - started) * 1000,
                 detail=type(exc).__name__,
             )
-            if isinstance(exc, ServingError):
-                raise HTTPException(502, f"The model server failed: {exc}") from exc
-            if isinstance(exc, BastionError):
-                raise HTTPException(400, str(exc)) from exc
+            mapped = http_error(exc, who)
+            if mapped is not None:
+                raise mapped from exc
             raise
 
     return router

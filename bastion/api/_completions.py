@@ -29,7 +29,7 @@ from bastion.api._schemas import (
     conversation_key,
     usage_json,
 )
-from bastion.api._services import Services, cache_salt, question_fields
+from bastion.api._services import Services, cache_salt, public_source, question_fields
 from bastion.audit import AuditRecord, sha256_text
 from bastion.keys import KeyInfo
 from serving import Effort, ServingError, Usage
@@ -88,7 +88,9 @@ async def answer_qa(
     )
     extension = {
         "thread_id": result.thread_id,
-        "citations": [c.model_dump() for c in result.citations],
+        "citations": [
+            {**c.model_dump(), "source": public_source(services, c.source)} for c in result.citations
+        ],
         "refused": result.refused,
         "flags": result.flags,
         "reasoning_effort": result.reasoning_effort,

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -124,6 +125,19 @@ async def audit_event(services: Services, who: KeyInfo | None, event: AuditEvent
         {"user": who.user, "groups": who.groups, "key_id": who.key_id} if who else {"user": None}
     )
     await asyncio.to_thread(services.audit.append, AuditRecord(event=event, **identity, **fields))
+
+
+def public_source(services: Services, source: str) -> str:
+    """A document's path as a client sees it: relative to the uploaded-documents folder, or to
+    BASTION_API_SOURCE_ROOT, never the server's absolute path (it tells an attacker the layout)."""
+    path = Path(source)
+    roots = [services.settings.data_dir.resolve() / "documents"]
+    if services.settings.api.source_root is not None:
+        roots.append(services.settings.api.source_root.resolve())
+    for root in roots:
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
 
 
 def question_fields(services: Services, text: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,9 +55,6 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
         keys[user] = json.loads(made.stdout)["key"]
         keys[user + "_id"] = json.loads(made.stdout)["key_id"]
     assert bastion("keys", "revoke", keys["gone_id"], data_dir=data_dir).returncode == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     repo = data_dir / "repo"
     (repo / "billing").mkdir(parents=True)
     (repo / "billing" / "invoice.py").write_text(
@@ -73,6 +71,16 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
         "BASTION_API_CODE_REPO": str(repo),
         "BASTION_API_CODE_REPO_GROUPS": "staff,admins",
     }
+    with running_api(data_dir, env) as (url, pid):
+        yield Api(url, data_dir, keys, pid)
+
+
+@contextmanager
+def running_api(data_dir: Path, env: dict[str, str], *, ready_status: int = 200) -> Iterator[tuple[str, int]]:
+    """A real `bastion api` process on a free port, once /readyz answers `ready_status`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     log = (data_dir / "api.log").open("w")
     process = subprocess.Popen([BASTION, "api", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -80,7 +88,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
         deadline = time.monotonic() + 300  # about 35 s when idle; a loaded machine takes longer
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == ready_status:
                     break
             except httpx.HTTPError:
                 pass
@@ -88,7 +96,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, capable_llm_url: str) -> Itera
             time.sleep(0.5)
         else:
             pytest.fail("the API did not become ready:\n" + (data_dir / "api.log").read_text())
-        yield Api(url, data_dir, keys, process.pid)
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
