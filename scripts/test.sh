@@ -53,7 +53,7 @@ BASTION_TEST_MODEL_URL=$(.venv/bin/bastion --data-dir "$state" model status --js
   | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["url"])') || exit 1
 export BASTION_TEST_MODEL_URL
 
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "$@"
+.venv/bin/python -m pytest -q -rs -p no:cacheprovider --durations=10 "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
   # pytest's "no tests collected": for this project that means a broken suite, not a pass.

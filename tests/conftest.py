@@ -4,8 +4,10 @@ MiniLM model, the real Qdrant engines. Nothing touches the user's own data direc
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +161,35 @@ def postgres_url() -> Iterator[str]:
         subprocess.run(
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True
         )
+
+
+# -- skips are failures, unless a machine merely lacks an optional system package -----------------
+
+OPTIONAL_SYSTEM_PACKAGE = re.compile(r"is not installed \((apt install |scripts/test\.sh installs)")
+"""The one acceptable reason to skip: Chromium, PostgreSQL or docker-compose missing from the OS.
+Anything else that skips (a Python package not importable, a file not found) hides a broken check."""
+_UNEXPECTED_SKIPS: list[str] = []
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        if not OPTIONAL_SYSTEM_PACKAGE.search(reason):
+            _UNEXPECTED_SKIPS.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _UNEXPECTED_SKIPS and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _UNEXPECTED_SKIPS:
+        terminalreporter.section("skipped for a reason that is not an optional system package: failing")
+        for line in _UNEXPECTED_SKIPS:
+            terminalreporter.line(line)

@@ -146,10 +146,13 @@ async def test_a_repo_over_budget_gets_a_map_and_retrieved_chunks(
         return Retriever(embedder, store)
 
     options = CodeOptions(context_tokens=1700, reserve_tokens=1536)  # room for a map, not the code
-    agent = CodeAgent(code_client, options=options, retriever_for=retriever_for)
+    agent = CodeAgent(code_client, options=options, retriever_for=retriever_for, checkpointer=InMemorySaver())
     result = await agent.ask("Where is add defined?", repo, ME)
     assert result.mode == "map" and built == ["dev"]
     assert result.usage.prompt_tokens > 0
+    # The model was shown the retrieved chunks, with their real line numbers.
+    shown = (await agent.graph.aget_state({"configurable": {"thread_id": result.thread_id}})).values["chunks"]
+    assert "=== app/calc.py lines 1-" in shown and "1| def add(a, b):" in shown
     for c in result.citations:
         assert c.path in scan(repo)
 

@@ -180,6 +180,7 @@ def test_the_code_model_answers_about_the_configured_repository_with_line_citati
     ext = _extension(answer)
     assert ext["mode"] == "whole" and ext["packed_files"] == 1
     lines = (api.data_dir / "repo" / "billing" / "invoice.py").read_text().splitlines()
+    assert ext["citations"], answer  # the capable model cites the line it names
     for c in ext["citations"]:
         assert c["path"] == "billing/invoice.py" and 1 <= c["start_line"] <= c["end_line"] <= len(lines)
         assert f"{c['path']}:{c['start_line']}-{c['end_line']}" in (answer.choices[0].message.content or "")

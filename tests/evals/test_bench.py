@@ -71,7 +71,9 @@ async def test_client_overhead_bench(llm_url: str) -> None:
     from evals.bench.client_overhead import measure as overhead
 
     report = await overhead(llm_url, 2)
-    assert report["requests"] == 2 and isinstance(report["ratio_bastion_to_raw"], float)
+    assert report["requests"] == 2
+    assert report["raw_httpx_median_ms"] > 0 and report["bastion_client_median_ms"] > 0  # type: ignore[operator]
+    assert 0.2 < report["ratio_bastion_to_raw"] < 5  # type: ignore[operator]  # the same server, within reason
 
 
 @pytest.mark.llm
