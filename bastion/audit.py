@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.errors import ConfigError
+from bastion.settings import DataFiles
 
 GENESIS = "0" * 64
 
@@ -113,7 +114,7 @@ def audit_key(data_dir: Path, configured: str | None = None, *, create: bool) ->
     readable by its owner only). Reading a log needs the key that wrote it; a missing one is an error."""
     if configured:
         return configured.encode()
-    path = data_dir / "secrets" / "audit.key"
+    path = DataFiles(data_dir).audit_key
     if not path.exists():
         if not create:
             raise ConfigError(

@@ -183,6 +183,28 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     api: ApiSettings = ApiSettings()
 
+    @property
+    def files(self) -> DataFiles:
+        return DataFiles(self.data_dir)
+
+
+class DataFiles:
+    """Every file and folder Bastion keeps in its data directory, named once. Back up all of it
+    together; `secrets/` holds the audit chain's key, which the audit log cannot be checked without."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.keys = root / "keys.sqlite"  # API keys: ids and SHA-256 of the secrets
+        self.audit = root / "audit.sqlite"  # the keyed, hash-chained audit log
+        self.audit_key = root / "secrets" / "audit.key"  # its HMAC key, unless BASTION_API_AUDIT_KEY
+        self.threads = root / "threads.sqlite"  # conversations (LangGraph checkpoints)
+        self.conversations = root / "api-conversations.sqlite"  # re-sent histories → threads
+        self.index = root / "index"  # edge/ (Qdrant Edge), qdrant/ (local mode), manifest*.sqlite
+        self.documents = root / "documents"  # uploads through the API, one folder per document
+        self.router = root / "router.json"  # `bastion router train`'s model
+        self.server = root / "server"  # the local llama-server's state and log
+        self.evals = root / "evals"  # evaluation results unless --out says otherwise
+
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming the bad key and where it came from."""

@@ -30,6 +30,7 @@ from agents import (
     QAAgent,
     QAOptions,
     RepoFile,
+    RouteDecision,
     Router,
     forget_sources,
     route_effort,
@@ -81,7 +82,7 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
     r = settings.retrieval
     store: VectorStore
     if r.store == "edge":
-        store = EdgeStore(settings.data_dir / "index" / "edge", dimension=dimension)
+        store = EdgeStore(settings.files.index / "edge", dimension=dimension)
     elif r.qdrant_url:
         api_key = r.qdrant_api_key.get_secret_value() if r.qdrant_api_key else None
         store = QdrantStore.connect(
@@ -92,7 +93,7 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
             dimension=dimension,
         )
     else:
-        path = settings.data_dir / "index" / "qdrant"
+        path = settings.files.index / "qdrant"
         store = QdrantStore(QdrantClient(path=str(path)), collection=r.collection, dimension=dimension)
     try:
         yield store
@@ -105,7 +106,7 @@ def open_manifest(settings: Settings) -> Iterator[Manifest]:
     """The record of what was indexed, beside the index (one per collection for a Qdrant server)."""
     r = settings.retrieval
     name = "manifest.sqlite" if r.store == "edge" else f"manifest-{r.collection}.sqlite"
-    manifest = Manifest(settings.data_dir / "index" / name)
+    manifest = Manifest(settings.files.index / name)
     try:
         yield manifest
     finally:
@@ -139,7 +140,7 @@ def local_server(settings: Settings, *, port: int | None = None, install: Say | 
         LocalServerConfig(
             binary=binary,
             model=model,
-            state_dir=settings.data_dir / "server",
+            state_dir=settings.files.server,
             port=port or local.port,
             threads=local.threads or os.cpu_count() or 1,
             ctx_size=local.ctx_size or local_model(key).context,
@@ -206,11 +207,14 @@ def configured_qa_agent(
     retriever: Retriever,
     saver: BaseCheckpointSaver[str],
     embedder: Embedder,
+    *,
+    easy: bool = False,
 ) -> QAAgent:
-    """The QA agent as the settings describe it, over any retriever (the evaluation brings its own)."""
+    """The QA agent as the settings describe it, over any retriever (the evaluation brings its own).
+    `easy`: every step with reasoning effort "none" and no escalation, for clients that ask for it."""
     strategy = settings.agent.router
     options = QAOptions(
-        escalate=strategy == "escalate",
+        escalate=strategy == "escalate" and not easy,
         verify=settings.agent.verify_answers,
         top_k=settings.retrieval.top_k,
         mode=settings.retrieval.mode,
@@ -218,9 +222,29 @@ def configured_qa_agent(
         max_tokens=settings.model.max_tokens,
         temperature=settings.model.temperature,
     )
-    return QAAgent(
-        client, retriever, options=options, checkpointer=saver, router=make_router(settings, embedder)
-    )
+    router = always_easy if easy else make_router(settings, embedder)
+    return QAAgent(client, retriever, options=options, checkpointer=saver, router=router)
+
+
+def configured_chat_agent(
+    settings: Settings,
+    client: ChatClient,
+    saver: BaseCheckpointSaver[str],
+    embedder: Embedder | None,
+    *,
+    easy: bool = False,
+) -> ChatAgent:
+    """The chat agent, routed as the settings say: the CLI and the API build it here, so both route a
+    message the same way. Chat has no checks to escalate on, so "escalate" routes by the rules."""
+    router: Router = always_easy if easy else route_effort
+    if not easy and settings.agent.router == "learned":
+        router = LearnedRouter.load(router_path(settings), embedder or make_embedder(settings))
+    options = ChatOptions(max_tokens=settings.model.max_tokens, temperature=settings.model.temperature)
+    return ChatAgent(client, options=options, checkpointer=saver, router=router)
+
+
+def always_easy(text: str) -> RouteDecision:
+    return RouteDecision(effort="none", reason="the client asked for reasoning_effort none")
 
 
 def make_router(settings: Settings, embedder: Embedder) -> Router:
@@ -266,18 +290,14 @@ async def build_code_agent(
 
 
 def router_path(settings: Settings) -> Path:
-    return settings.data_dir / "router.json"
+    return settings.files.router
 
 
 @asynccontextmanager
 async def chat_agent(settings: Settings, say: Say) -> AsyncIterator[ChatAgent]:
     url = model_url(settings, say)
-    router: Router = route_effort
-    if settings.agent.router == "learned":
-        router = LearnedRouter.load(router_path(settings), make_embedder(settings))
     async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
-        options = ChatOptions(max_tokens=settings.model.max_tokens, temperature=settings.model.temperature)
-        yield ChatAgent(client, options=options, checkpointer=saver, router=router)
+        yield configured_chat_agent(settings, client, saver, None)
 
 
 @asynccontextmanager
@@ -285,7 +305,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     """Where threads persist: SQLite in the data dir, or Postgres when several replicas share them."""
     a = settings.agent
     if a.checkpointer == "sqlite":
-        threads = settings.data_dir / "threads.sqlite"
+        threads = settings.files.threads
         threads.parent.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(threads)) as sqlite:
             # Deleted threads are overwritten, not only unlinked: forgetting a document must not leave
@@ -334,12 +354,12 @@ def private_data_dir(path: Path) -> None:
 
 
 def key_store(settings: Settings) -> closing[KeyStore]:
-    return closing(KeyStore(settings.data_dir / "keys.sqlite", reserved_users=frozenset({settings.user})))
+    return closing(KeyStore(settings.files.keys, reserved_users=frozenset({settings.user})))
 
 
 def audit_log(settings: Settings, *, create: bool = True) -> closing[AuditLog]:
     """The audit log, keyed; `create=False` for readers, which must not make an empty log that verifies."""
-    path = settings.data_dir / "audit.sqlite"
+    path = settings.files.audit
     if not create and not path.exists():  # say that first: the key is missing too, but that is not news
         raise ConfigError(f"There is no audit log at {path}: nothing was recorded here, or it was removed.")
     configured = settings.api.audit_key.get_secret_value() if settings.api.audit_key else None

@@ -38,7 +38,7 @@ _SIGNATURES = {
 
 
 def documents_root(services: Services) -> Path:
-    return (services.settings.data_dir / "documents").resolve()
+    return services.settings.files.documents.resolve()
 
 
 def safe_name(filename: str | None) -> str:

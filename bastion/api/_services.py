@@ -14,7 +14,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from agents import ChatAgent, ChatOptions, CodeAgent, QAAgent, RouteDecision, Router
+from agents import ChatAgent, CodeAgent, QAAgent
 from bastion.api._threads import ConversationMap
 from bastion.audit import AuditEvent, AuditLog, AuditRecord, sha256_text
 from bastion.errors import ConfigError
@@ -24,10 +24,10 @@ from bastion.wiring import (
     audit_log,
     build_code_agent,
     chat_client,
+    configured_chat_agent,
     configured_qa_agent,
     key_store,
     make_embedder,
-    make_router,
     model_url,
     open_checkpointer,
     open_manifest,
@@ -58,10 +58,6 @@ class Services:
     code: CodeAgent | None  # only with BASTION_API_CODE_REPO
 
 
-def _easy(text: str) -> RouteDecision:
-    return RouteDecision(effort="none", reason="the client asked for reasoning_effort none")
-
-
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Everything a request needs, opened once per process and kept warm."""
@@ -70,10 +66,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         store = stack.enter_context(open_store(settings, dimension=embedder.dimension))
         client = await stack.enter_async_context(chat_client(settings, model_url(settings, log.info)))
         saver = await stack.enter_async_context(open_checkpointer(settings))
-        data = settings.data_dir
         keys = stack.enter_context(key_store(settings))
         audit = stack.enter_context(audit_log(settings))
-        conversations = ConversationMap(data / "api-conversations.sqlite")
+        conversations = ConversationMap(settings.files.conversations)
         stack.callback(conversations.close)
         retriever = Retriever(embedder, store)
         manifest = stack.enter_context(open_manifest(settings))
@@ -84,16 +79,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             chunk_tokens=settings.retrieval.chunk_tokens,
             max_document_chars=settings.retrieval.max_document_mb << 20,
         )
-        router: Router = make_router(settings, embedder)
         code = None
         if settings.api.code_repo is not None:
             if not settings.api.code_repo.is_dir():
                 raise ConfigError(f"BASTION_API_CODE_REPO={settings.api.code_repo} is not a folder.")
             code = await build_code_agent(settings, client, saver, embedder, log.info)
         qa = configured_qa_agent(settings, client, retriever, saver, embedder)
-        chat_options = ChatOptions(
-            max_tokens=settings.model.max_tokens, temperature=settings.model.temperature
-        )
         yield Services(
             settings=settings,
             keys=keys,
@@ -106,15 +97,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             client=client,
             threads=saver,
             qa=qa,
-            qa_easy=QAAgent(
-                client,
-                retriever,
-                options=qa.options.model_copy(update={"escalate": False}),
-                checkpointer=saver,
-                router=_easy,
-            ),
-            chat=ChatAgent(client, options=chat_options, checkpointer=saver, router=router),
-            chat_easy=ChatAgent(client, options=chat_options, checkpointer=saver, router=_easy),
+            qa_easy=configured_qa_agent(settings, client, retriever, saver, embedder, easy=True),
+            chat=configured_chat_agent(settings, client, saver, embedder),
+            chat_easy=configured_chat_agent(settings, client, saver, embedder, easy=True),
             code=code,
         )
 

@@ -113,7 +113,7 @@ def _recorded(s: Settings) -> dict[str, Any]:
 
 
 def _default_out(s: Settings) -> Path:
-    return s.data_dir / "evals" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return s.files.evals / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @app.command("run")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
+from agents import route_effort
 from bastion.errors import ConfigError
 from bastion.settings import Settings
 from bastion.wiring import open_checkpointer
@@ -77,3 +79,18 @@ def test_the_local_model_is_qwen_by_default_and_smollm2_when_set_up_could_not_fe
         local_server(
             Settings(data_dir=tmp_path, cache_dir=cache, local={"model": "qwen2.5-1.5b"}), install=said.append
         )
+
+
+def test_the_cli_and_the_api_build_the_chat_agent_alike() -> None:
+    """One composition path: the same settings give the same routing, whoever asks."""
+    from bastion.wiring import always_easy, configured_chat_agent
+    from serving import ChatClient
+
+    for strategy in ("rules", "escalate"):
+        s = Settings(agent={"router": strategy})
+        agent = configured_chat_agent(s, ChatClient("http://127.0.0.1:9/v1"), InMemorySaver(), None)
+        assert agent.router is route_effort, strategy  # chat has nothing to escalate on
+    easy = configured_chat_agent(
+        Settings(), ChatClient("http://127.0.0.1:9/v1"), InMemorySaver(), None, easy=True
+    )
+    assert easy.router is always_easy
