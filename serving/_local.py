@@ -98,7 +98,7 @@ class LocalServer:
             if self.config.port is not None and not _port_free(self.config.host, port):
                 raise LocalServerError(
                     f"Port {port} on {self.config.host} is already in use. Pick another with "
-                    "`--port` (or BASTION_LOCAL__PORT), or leave it unset to choose a free port."
+                    "`--port` (or BASTION_LOCAL_PORT), or leave it unset to choose a free port."
                 )
             command = [
                 str(self.config.binary),

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bastion import ConfigError, load_settings
+from bastion.settings import Settings
 
 
 def test_documented_environment_names_reach_their_fields(
@@ -55,3 +56,37 @@ def test_bad_settings_name_the_key(
     config = setup(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=message):
         load_settings(config if isinstance(config, Path) else None)
+
+
+NOT_SETTINGS = {
+    "BASTION_CONFIG",  # where the settings come from
+    "BASTION_TEST_MODEL_URL",  # the test suite's own
+    "BASTION_TEST_CAPABLE_MODEL_URL",
+    "BASTION_JUDGE_API_KEY",  # `bastion eval --judge-api-key`'s variable
+    "BASTION_DOCS",  # docker-compose.yml's: the folder mounted at /docs
+    "BASTION_API_BIND",  # docker-compose.yml's: the interface the API is published on
+}
+
+
+def test_every_setting_named_in_code_and_docs_exists() -> None:
+    """Messages once told users to set BASTION_MODEL__TIMEOUT_S, which is no setting at all."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    files = [
+        p
+        for folder in ("bastion", "serving", "retrieval", "agents", "evals", "docs", "scripts")
+        for p in (repo / folder).rglob("*")
+        if p.suffix in {".py", ".md", ".sh", ".txt"}
+    ] + [repo / "README.md", repo / "docker-compose.yml"]
+    named = {m for p in files for m in re.findall(r"BASTION_[A-Z0-9_]+", p.read_text(errors="replace"))}
+    assert len(named) > 20
+    sections = {"model", "local", "retrieval", "agent", "api"}
+    for name in sorted(named - NOT_SETTINGS):
+        key = name.removeprefix("BASTION_").lower()
+        section, _, field = key.partition("_")
+        if section in sections and field:
+            model = Settings.model_fields[section].annotation
+            assert field in model.model_fields, f"{name} is named but is not a setting"  # type: ignore[union-attr]
+        else:
+            assert key in Settings.model_fields, f"{name} is named but is not a setting"
