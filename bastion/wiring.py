@@ -113,6 +113,21 @@ def open_manifest(settings: Settings) -> Iterator[Manifest]:
         manifest.close()
 
 
+def make_indexer(settings: Settings, embedder: Embedder, store: VectorStore, manifest: Manifest) -> Indexer:
+    """The indexer as the settings describe it: chunk size and the per-document text limit."""
+    return Indexer(
+        embedder,
+        store,
+        manifest=manifest,
+        chunk_tokens=settings.retrieval.chunk_tokens,
+        max_document_chars=max_document_chars(settings),
+    )
+
+
+def max_document_chars(settings: Settings) -> int:
+    return settings.retrieval.max_document_mb << 20
+
+
 def local_server(settings: Settings, *, port: int | None = None, install: Say | None = None) -> LocalServer:
     """The local llama-server for this data dir. With `install`, missing binaries are built first."""
     key = settings.local.model or DEFAULT_LOCAL_MODEL

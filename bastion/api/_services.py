@@ -28,6 +28,7 @@ from bastion.wiring import (
     configured_qa_agent,
     key_store,
     make_embedder,
+    make_indexer,
     model_url,
     open_checkpointer,
     open_manifest,
@@ -72,13 +73,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.callback(conversations.close)
         retriever = Retriever(embedder, store)
         manifest = stack.enter_context(open_manifest(settings))
-        indexer = Indexer(
-            embedder,
-            store,
-            manifest=manifest,
-            chunk_tokens=settings.retrieval.chunk_tokens,
-            max_document_chars=settings.retrieval.max_document_mb << 20,
-        )
+        indexer = make_indexer(settings, embedder, store, manifest)
         code = None
         if settings.api.code_repo is not None:
             if not settings.api.code_repo.is_dir():

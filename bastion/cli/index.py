@@ -33,9 +33,16 @@ from bastion.cli._common import (
 )
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
-from bastion.wiring import forget_documents, make_embedder, open_checkpointer, open_manifest, open_store
+from bastion.wiring import (
+    forget_documents,
+    make_embedder,
+    make_indexer,
+    max_document_chars,
+    open_checkpointer,
+    open_manifest,
+    open_store,
+)
 from retrieval import (
-    Indexer,
     IndexEvent,
     IndexReport,
     Retriever,
@@ -130,17 +137,11 @@ def index_paths(
 ) -> IndexReport:
     s = get_settings(ctx)
     # Bad input fails here, before a model is loaded or anything is written.
-    loaded = load_documents(paths, allow_empty_folders=prune, max_chars=s.retrieval.max_document_mb << 20)
+    loaded = load_documents(paths, allow_empty_folders=prune, max_chars=max_document_chars(s))
     say("Loading the embedding model…")
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
-        indexer = Indexer(
-            embedder,
-            store,
-            manifest=manifest,
-            chunk_tokens=s.retrieval.chunk_tokens,
-            max_document_chars=s.retrieval.max_document_mb << 20,
-        )
+        indexer = make_indexer(s, embedder, store, manifest)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
