@@ -4,7 +4,7 @@ from agents._chat import ChatAgent, ChatEvent, ChatOptions
 from agents._citations import Citation
 from agents._claims import answer_schema
 from agents._code import CodeAgent, CodeCitation, CodeOptions, CodeResult, RetrieverFactory
-from agents._errors import AgentError, ThreadAccessError
+from agents._errors import AgentError, QuestionError, RepositoryError, ThreadAccessError
 from agents._forget import forget_sources
 from agents._learned_router import (
     LabelledStep,
@@ -35,7 +35,9 @@ __all__ = [
     "QAAgent",
     "QAOptions",
     "QAResult",
+    "QuestionError",
     "RepoFile",
+    "RepositoryError",
     "RetrieverFactory",
     "RouteDecision",
     "Router",

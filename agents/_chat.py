@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
-from agents._errors import thread_values
+from agents._errors import QuestionError, thread_values
 from agents._qa_prompts import history_start
 from agents._router import RouteDecision, Router, StepRecord, route_effort
 from retrieval import Principal
@@ -115,7 +115,7 @@ class ChatAgent:
         keeps this caller's prompts out of other tenants' prefix cache on SGLang."""
         message = message.strip()
         if not message:
-            raise ValueError("the message is empty")
+            raise QuestionError("the message is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
         await thread_values(self.graph, thread_id, principal.user, "chat")

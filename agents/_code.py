@@ -23,7 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
-from agents._errors import thread_values
+from agents._errors import QuestionError, RepositoryError, ThreadAccessError, thread_values
 from agents._repo import RepoFile, delta_text, map_text, pack_text, repo_map, scan
 from agents._router import RouteDecision, Router, StepRecord, decide, route_effort, total_usage
 from retrieval import Principal, Retriever
@@ -152,16 +152,18 @@ class CodeAgent:
     ) -> CodeResult:
         question = question.strip()
         if not question:
-            raise ValueError("the question is empty")
+            raise QuestionError("the question is empty")
         root = await asyncio.to_thread(repo.resolve)
         files = await asyncio.to_thread(scan, root)
         if not files:
-            raise ValueError(f"{repo} has no source files to read (after .gitignore and filters)")
+            raise RepositoryError(f"{repo} has no source files to read (after .gitignore and filters)")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
         previous = await thread_values(self.graph, thread_id, principal.user, "code")
         if previous.get("repo") not in (None, str(root)):
-            raise ValueError(f"Thread {thread_id!r} is about {previous['repo']}, not {repo}.")
+            raise ThreadAccessError(
+                f"Thread {thread_id!r} is about {previous['repo']}, not {repo}; start a new thread."
+            )
         started = time.perf_counter()
         turn: _State = {
             "question": question,

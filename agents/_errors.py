@@ -1,17 +1,33 @@
 """The agents layer's exceptions. Errors the model causes (bad JSON, bogus citations) are not
-exceptions: they become flags on the answer. These are for callers' mistakes."""
+exceptions: they become flags on the answer. These are for callers' mistakes.
+
+    AgentError (under bastion_errors.BastionError)
+    ├── QuestionError       an empty question or message; also an InputError
+    ├── RepositoryError     a repository with no source files to read; also an InputError
+    └── ThreadAccessError   a thread of another user, another agent or another repository
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bastion_errors import BastionError, InputError
 
-class AgentError(Exception):
+
+class AgentError(BastionError):
     """Base class of every error raised by `agents`."""
 
 
+class QuestionError(AgentError, InputError):
+    """The question or message cannot be asked as sent."""
+
+
+class RepositoryError(AgentError, InputError):
+    """The coding assistant was pointed at a repository it cannot read."""
+
+
 class ThreadAccessError(AgentError):
-    pass
+    """The thread cannot be continued by this caller or this agent: start a new one."""
 
 
 async def thread_values(graph: Any, thread_id: str, user: str, agent: str) -> dict[str, Any]:

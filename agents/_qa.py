@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
-from agents._errors import thread_values
+from agents._errors import QuestionError, thread_values
 from agents._prompts import render
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
 from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
@@ -125,7 +125,7 @@ class QAAgent:
         of other tenants' prefix cache on SGLang (`ChatRequest.cache_salt`)."""
         question = question.strip()
         if not question:
-            raise ValueError("the question is empty")
+            raise QuestionError("the question is empty")
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
         await thread_values(self.graph, thread_id, principal.user, "qa")

@@ -19,6 +19,8 @@ from typing import Any
 import pathspec
 from pydantic import BaseModel, ConfigDict
 
+from agents._errors import RepositoryError
+
 MAX_FILE_BYTES = 256_000
 # Dependencies, build output and caches: never the code the user asks about.
 VENDORED_DIRS = frozenset(
@@ -56,7 +58,7 @@ def scan(root: Path) -> dict[str, RepoFile]:
     repository (a link to /etc/passwd, or a linked folder, is never read)."""
     root = root.resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
+        raise RepositoryError(f"{root} is not a folder")
     ignore = _gitignore(root)
     found: list[PurePosixPath] = []
     # os.walk without followlinks: a linked folder is listed but never entered.

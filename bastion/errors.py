@@ -1,16 +1,13 @@
-"""Errors of the composition layer, and the one tuple the CLI and API catch at their boundary."""
+"""Errors of the composition layer. The root of the tree, BastionError, lives in `bastion_errors`
+(below every layer, so each layer's base derives from it); it is re-exported here for callers."""
 
 from __future__ import annotations
 
-from agents import AgentError
-from evals import DatasetError
-from retrieval import RetrievalError
-from serving import ServingError
+from bastion_errors import BastionError, InputError
 
 
-class ConfigError(Exception):
+class ConfigError(BastionError):
     """The settings (environment, config file or flags) are invalid or inconsistent."""
 
 
-BastionError = (ConfigError, ServingError, RetrievalError, AgentError, DatasetError)
-"""Every error Bastion raises on purpose; anything else is a bug and keeps its traceback."""
+__all__ = ["BastionError", "ConfigError", "InputError"]

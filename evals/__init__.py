@@ -4,10 +4,11 @@ and comparisons. Sits on top of every other layer; only the `bastion` command li
 from evals._bench import benches, run_bench
 from evals._compare import Comparison, Row, compare
 from evals._context import ALL_MODES, EvalContext, NoProgress, Progress
-from evals._corpora import Corpus, DatasetError, Doc, Query
+from evals._corpora import Corpus, Doc, Query
+from evals._errors import DatasetError, EvalError, EvalResultError, UsageError
 from evals._markdown import render_markdown
 from evals._report import render_html, write_report
-from evals._result import SCHEMA, DataVersion, EvalResult, EvalResultError, Metric, Series, load_result
+from evals._result import SCHEMA, DataVersion, EvalResult, Metric, Series, load_result
 from evals._suites import SUITES, Suite, resolve, run_suite
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DatasetError",
     "Doc",
     "EvalContext",
+    "EvalError",
     "EvalResult",
     "EvalResultError",
     "Metric",
@@ -29,6 +31,7 @@ __all__ = [
     "Row",
     "Series",
     "Suite",
+    "UsageError",
     "benches",
     "compare",
     "load_result",

@@ -18,6 +18,7 @@ from contextlib import redirect_stdout
 from datetime import datetime
 from typing import Any
 
+from evals._errors import UsageError
 from evals._result import DataVersion, EvalResult, Metric, Provenance, now
 
 # Name fragments that say which way is better; anything else is reported without a direction.
@@ -107,7 +108,7 @@ def bench_result(
 
 def run_bench(name: str, argv: list[str]) -> EvalResult:
     if name not in benches():
-        raise ValueError(f"unknown benchmark {name!r}; the benchmarks are: {', '.join(benches())}")
+        raise UsageError(f"unknown benchmark {name!r}; the benchmarks are: {', '.join(benches())}")
     module = importlib.import_module(f"evals.bench.{name}")
     current.started, current.argv, current.provenance = now(), list(argv), Provenance.here()
     captured = io.StringIO()

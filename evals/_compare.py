@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from evals._errors import UsageError
 from evals._result import EvalResult, Metric
 
 Verdict = Literal["regression", "improvement", "same", "new", "gone"]
@@ -51,7 +52,7 @@ def compare(
     before: Sequence[EvalResult], after: Sequence[EvalResult], *, tolerance: float = DEFAULT_TOLERANCE
 ) -> Comparison:
     if tolerance < 0:
-        raise ValueError("the tolerance must not be negative")
+        raise UsageError("the tolerance must not be negative")
     old = _by_suite(before, "baseline")
     new = _by_suite(after, "candidate")
     rows: list[Row] = []
@@ -76,7 +77,7 @@ def _by_suite(results: Sequence[EvalResult], side: str) -> dict[str, EvalResult]
     found: dict[str, EvalResult] = {}
     for result in results:
         if result.suite in found:
-            raise ValueError(f"the {side} has two results for suite {result.suite!r}; pass one of them")
+            raise UsageError(f"the {side} has two results for suite {result.suite!r}; pass one of them")
         found[result.suite] = result
     return found
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents import QAAgent, QAOptions, Router, route_effort
+from evals._errors import UsageError
 from evals._result import DataVersion, EvalResult, Metric, Provenance, Series, now
 from retrieval import Embedder, Retriever, SearchMode
 from serving import ChatClient
@@ -97,7 +98,7 @@ class EvalContext:
 async def _plain_qa_agent(context: EvalContext, retriever: Retriever) -> AsyncIterator[QAAgent]:
     """The QA agent with its defaults, for callers that supply only a model URL."""
     if context.model_url is None:
-        raise ValueError("this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one")
+        raise UsageError("this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one")
     async with ChatClient(context.model_url) as client:
         yield QAAgent(
             client, retriever, options=QAOptions(), checkpointer=InMemorySaver(), router=context.router

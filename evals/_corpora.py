@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from evals._errors import DatasetError
 from evals._result import DataVersion
 
 CWE_PACKAGE, CWE_VERSION = "cwe2", "3.0.0"
@@ -40,10 +41,6 @@ BANKING_DIR = "inspect_evals/tau2/data/domains/banking_knowledge"
 BANKING_DOCUMENTS, BANKING_TASKS = f"{BANKING_DIR}/documents.json.gz", f"{BANKING_DIR}/tasks.json"
 FAQ_PACKAGES = ("python3.11-doc", "python3-doc")
 _MARKER = ".bastion-extracted"  # written last, so a half-unpacked package is never taken for a whole one
-
-
-class DatasetError(RuntimeError):
-    """A data set could not be fetched or read; the message says what was run and what it answered."""
 
 
 class Doc(BaseModel):

@@ -17,12 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evals._errors import EvalResultError
+
 SCHEMA = "bastion-eval/1"
 REPO = Path(__file__).resolve().parents[1]
-
-
-class EvalResultError(ValueError):
-    """A file that is not a Bastion evaluation result this version can read."""
 
 
 class DataVersion(BaseModel):

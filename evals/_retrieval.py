@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evals._context import EvalContext
 from evals._corpora import Corpus, Query, banking_corpus, cwe_corpus, python_faq_corpus
+from evals._errors import UsageError
 from evals._result import EvalResult, Metric, Series, now
 from evals._stats import mean_metric
 from retrieval import EdgeStore, Indexer, IndexEvent, Principal, Retriever, SearchMode
@@ -36,7 +37,7 @@ def sample_queries(queries: Sequence[Query], limit: int | None, seed: int) -> li
     if limit is None or limit >= len(queries):
         return list(queries)
     if limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     return random.Random(seed).sample(list(queries), limit)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from agents import LabelledStep, LearnedRouter, Router, default_labels, read_labels, route_effort, train
 from evals._context import EvalContext
+from evals._errors import UsageError
 from evals._result import DataVersion, EvalResult, Metric, Series, now
 from evals._stats import figure, mean_metric
 from evals.bench import cache_reuse
@@ -125,7 +126,7 @@ async def routing(context: EvalContext) -> EvalResult:
 async def cache(context: EvalContext) -> EvalResult:
     started = now()
     if context.model_url is None:
-        raise ValueError("the cache suite needs a model server (--model-url, or let Bastion start one)")
+        raise UsageError("the cache suite needs a model server (--model-url, or let Bastion start one)")
     turns = min(context.limit or len(cache_reuse.QA_TURNS), len(cache_reuse.QA_TURNS))
     context.progress.start(f"cache: two {turns}-turn sessions, two layouts each", None)
     report = await cache_reuse.measure(context.model_url, CORPUS, turns=turns)

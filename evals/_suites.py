@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from evals._answers import answers
 from evals._context import EvalContext
+from evals._errors import UsageError
 from evals._grounding import grounding
 from evals._result import EvalResult
 from evals._retrieval import docs_faq, retrieval_banking, retrieval_cwe
@@ -74,7 +75,7 @@ SUITES: dict[str, Suite] = {
 def resolve(names: list[str]) -> list[Suite]:
     """Suites by name, in the order given; `all` expands to every suite."""
     if not names:
-        raise ValueError(f"name at least one suite: {', '.join(SUITES)} (or all)")
+        raise UsageError(f"name at least one suite: {', '.join(SUITES)} (or all)")
     chosen: list[Suite] = []
     for name in names:
         if name == "all":
@@ -83,7 +84,7 @@ def resolve(names: list[str]) -> list[Suite]:
             if SUITES[name] not in chosen:
                 chosen.append(SUITES[name])
         else:
-            raise ValueError(f"unknown suite {name!r}; the suites are: {', '.join(SUITES)} (or all)")
+            raise UsageError(f"unknown suite {name!r}; the suites are: {', '.join(SUITES)} (or all)")
     return chosen
 
 

@@ -8,7 +8,7 @@ from retrieval._bm25 import SparseVector, document_vector, query_vector, tokeniz
 from retrieval._check import IndexCheck, check_index
 from retrieval._chunking import Section, Span, chunk_text, markdown_sections
 from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
-from retrieval._errors import EmbeddingError, LoaderError, RetrievalError, StoreError
+from retrieval._errors import EmbeddingError, LoaderError, QueryError, RetrievalError, StoreError
 from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
@@ -48,6 +48,7 @@ __all__ = [
     "ManifestEntry",
     "Principal",
     "QdrantStore",
+    "QueryError",
     "Reranker",
     "RetrievalError",
     "Retriever",

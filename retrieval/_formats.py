@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from retrieval._chunking import Section, markdown_sections
+from retrieval._errors import RetrievalError
 
 
-class ExtractionError(Exception):
-    """The file is not what its name says, or holds no text we can extract."""
+class ExtractionError(RetrievalError):
+    """The file is not what its name says, or holds no text we can extract (the loader turns it into
+    one of a LoaderError's problems)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Literal
 from retrieval._bm25 import document_vector, query_vector
 from retrieval._chunking import Measure, chunk_text
 from retrieval._embed import Embedder
+from retrieval._errors import QueryError
 from retrieval._loaders import MAX_DOCUMENT_CHARS, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry, now
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
@@ -243,9 +244,9 @@ class Retriever:
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
         if not query.strip():
-            raise ValueError("the search query is empty")
+            raise QueryError("the search query is empty")
         if not 1 <= limit <= 100:
-            raise ValueError("limit must be between 1 and 100")
+            raise QueryError("limit must be between 1 and 100")
         store_query = StoreQuery(
             dense=self.embedder.embed_query(query) if mode in ("hybrid", "dense") else None,
             sparse=query_vector(query) if mode in ("hybrid", "sparse") else None,

@@ -48,7 +48,7 @@ class StoreQuery:
 
     def __post_init__(self) -> None:
         if self.dense is None and self.sparse is None:
-            raise ValueError("a store query needs a dense or a sparse vector")
+            raise TypeError("a store query needs a dense or a sparse vector")  # a caller's bug, not input
 
 
 @dataclass(frozen=True)

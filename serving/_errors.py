@@ -1,4 +1,4 @@
-"""The serving layer's exception tree.
+"""The serving layer's exception tree (under bastion_errors.BastionError).
 
     ServingError
     ├── ConnectError          the server could not be reached (down, wrong URL, refused)
@@ -8,6 +8,7 @@
     │   └── ContextLengthError    the prompt does not fit the model's context
     ├── ResponseError         the server answered something we could not understand
     ├── CapabilityError       the server's model cannot do what the request needs (e.g. images)
+    ├── ImageError            an image Bastion was given cannot be sent (type, size); also an InputError
     └── LocalServerError      the local llama-server could not be installed, started or stopped
 
 Every message says what to do next: errors cross into the CLI as they are.
@@ -15,8 +16,10 @@ Every message says what to do next: errors cross into the CLI as they are.
 
 from __future__ import annotations
 
+from bastion_errors import BastionError, InputError
 
-class ServingError(Exception):
+
+class ServingError(BastionError):
     """Base class of every error raised by `serving`."""
 
 
@@ -54,3 +57,7 @@ class LocalServerError(ServingError):
 
 class CapabilityError(ServingError):
     """The server's model cannot do what the request needs (e.g. read images)."""
+
+
+class ImageError(ServingError, InputError):
+    """An image the caller gave cannot be sent: a type the protocol does not carry, or too large."""

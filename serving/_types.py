@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving._errors import ImageError
+
 Effort = Literal["none", "high"]
 """Reasoning effort. Mistral Small 4 on SGLang accepts exactly these two values."""
 
@@ -39,9 +41,9 @@ class ImagePart(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes, mime: str) -> ImagePart:
         if mime not in IMAGE_TYPES:
-            raise ValueError(f"unsupported image type {mime!r}; use one of {', '.join(sorted(IMAGE_TYPES))}")
+            raise ImageError(f"unsupported image type {mime!r}; use one of {', '.join(sorted(IMAGE_TYPES))}")
         if len(data) > MAX_IMAGE_BYTES:
-            raise ValueError(f"the image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
+            raise ImageError(f"the image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
         return cls(image_url=ImageUrl(url=f"data:{mime};base64,{base64.b64encode(data).decode()}"))
 
     @classmethod

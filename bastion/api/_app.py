@@ -199,9 +199,7 @@ def _routes() -> APIRouter:
             hits = await asyncio.to_thread(
                 services.retriever.search, body.query, who.principal, limit=body.limit, mode=body.mode
             )
-        except ValueError as exc:  # what the retriever refuses (a query with no searchable text)
-            raise HTTPException(400, str(exc)) from exc
-        except Exception as exc:
+        except Exception as exc:  # a QueryError is a 400, an unavailable store a 503 (the table)
             mapped = http_error(exc, who)
             if mapped is None:
                 raise

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
+from pydantic import ValidationError
 
 from bastion.api._auth import Admin
 from bastion.api._services import Services, audit_event
@@ -178,8 +179,8 @@ def routes() -> APIRouter:
         wanted = frozenset(g.strip() for g in groups.split(",") if g.strip())
         try:
             Principal(user=who.user, groups=wanted)  # the same rules for group names everywhere
-        except ValueError as exc:
-            raise HTTPException(400, f"groups: {str(exc).splitlines()[-1]}") from exc
+        except ValidationError as exc:
+            raise HTTPException(400, f"groups: {exc.errors()[0]['msg']}") from exc
         name = safe_name(file.filename)
         limit_mb = services.settings.api.max_upload_mb
         root = documents_root(services)

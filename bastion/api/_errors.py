@@ -14,8 +14,9 @@ from fastapi import HTTPException
 
 import serving
 from agents import AgentError, ThreadAccessError
+from bastion.errors import InputError
 from bastion.keys import KeyInfo
-from retrieval import RetrievalError, StoreError
+from retrieval import EmbeddingError, RetrievalError, StoreError
 
 log = logging.getLogger("bastion.api")
 
@@ -42,6 +43,9 @@ def http_error(exc: Exception, who: KeyInfo) -> HTTPException | None:
         return HTTPException(502, "The model server's answer could not be used; try again." + detail)
     if isinstance(exc, ThreadAccessError):
         return HTTPException(403, str(exc))
-    if isinstance(exc, AgentError | RetrievalError):
+    if isinstance(exc, EmbeddingError):
+        log.warning("embedding model unavailable: %s", exc)
+        return HTTPException(503, "The embedding model is unavailable; try again shortly." + detail)
+    if isinstance(exc, InputError | AgentError | RetrievalError):  # the caller's question, query or file
         return HTTPException(400, str(exc))
     return None

@@ -16,7 +16,7 @@ from bastion.cli.ask import ask
 from bastion.cli.chat import chat
 from bastion.cli.demo import demo
 from bastion.cli.index import index, search
-from bastion.errors import BastionError
+from bastion.errors import BastionError, InputError
 from bastion.settings import load_settings
 from bastion.wiring import private_data_dir
 
@@ -66,12 +66,9 @@ def main() -> None:
     try:
         app()
     except BastionError as exc:
+        # Anything else (a ValueError from deep inside, say) is a bug and keeps its traceback.
         err.print("[bold red]Error:[/bold red] " + escape(str(exc)), markup=True, highlight=False)
-        sys.exit(1)
-    except ValueError as exc:
-        # Values we validate late (an empty question, a bad limit) surface as ValueError.
-        err.print("[bold red]Error:[/bold red] " + escape(str(exc)), highlight=False)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, InputError) else 1)
     except KeyboardInterrupt:
         err.print("Interrupted.")
         sys.exit(130)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agents import ChatAgent, ChatEvent, ThreadAccessError
+from agents import ChatAgent, ChatEvent, QuestionError, ThreadAccessError
 from agents._chat import SYSTEM
 from retrieval import Principal
 from serving import ChatClient
@@ -126,5 +126,5 @@ async def test_reasoning_is_streamed_but_never_stored_or_sent_back(tmp_path: Pat
 
 async def test_an_empty_message_is_refused() -> None:
     async with ChatClient("http://127.0.0.1:9/v1") as client:
-        with pytest.raises(ValueError, match="empty"):
+        with pytest.raises(QuestionError, match="empty"):
             await _turn(ChatAgent(client), "   ")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents import CodeAgent, CodeOptions, RepoFile, scan
+from agents import CodeAgent, CodeOptions, QuestionError, RepoFile, RepositoryError, ThreadAccessError, scan
 from agents._repo import delta_text, pack_text, repo_map
 from retrieval import Indexer, Principal, QdrantStore, Retriever, SentenceTransformerEmbedder
 from serving import ChatClient
@@ -124,6 +124,11 @@ async def test_whole_repo_turns_keep_the_packed_prefix_and_cite_real_lines(
     assert any("=== changed: app/calc.py" in block for block in log[1:])  # … and the change appended
     pack_tokens = await code_client.count_tokens(pack)
     assert second.usage.cached_tokens is not None and second.usage.cached_tokens >= pack_tokens
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.py").write_text("x = 1\n")
+    with pytest.raises(ThreadAccessError, match="is about"):  # a thread stays with its repository
+        await agent.ask("And in this one?", other, ME, thread_id="c1")
     files = scan(repo)
     for result in (first, second):
         for c in result.citations:
@@ -160,7 +165,9 @@ async def test_a_repo_over_budget_gets_a_map_and_retrieved_chunks(
 async def test_bad_repos_fail_clearly(tmp_path: Path) -> None:
     async with ChatClient("http://127.0.0.1:9/v1") as client:
         agent = CodeAgent(client)
-        with pytest.raises(FileNotFoundError, match="not a folder"):
+        with pytest.raises(RepositoryError, match="not a folder"):
             await agent.ask("q", tmp_path / "missing", ME)
-        with pytest.raises(ValueError, match="no source files"):
+        with pytest.raises(RepositoryError, match="no source files"):
             await agent.ask("q", tmp_path, ME)
+        with pytest.raises(QuestionError, match="empty"):
+            await agent.ask("  ", tmp_path, ME)

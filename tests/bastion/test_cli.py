@@ -195,6 +195,27 @@ def test_bad_principal_flags_are_usage_errors(indexed: Path) -> None:
     assert "--user" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("raised", "code", "shown"),
+    [
+        ("retrieval.QueryError('the search query is empty')", 2, "Error: the search query is empty"),
+        ("bastion.ConfigError('BASTION_USER is invalid')", 1, "Error: BASTION_USER is invalid"),
+        ("agents.QuestionError('the question is empty')", 2, "Error: the question is empty"),
+        # Not one of ours: a bug, which keeps its traceback rather than passing as a usage error.
+        ("ValueError('a bug deep inside')", 1, "Traceback"),
+    ],
+)
+def test_the_cli_turns_only_bastion_errors_into_messages(raised: str, code: int, shown: str) -> None:
+    program = (
+        "import agents, bastion, retrieval, bastion.cli as cli\n"
+        f"def failing():\n    raise {raised}\n"
+        "cli.app = failing\ncli.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert done.returncode == code, done.stderr
+    assert shown in done.stderr
+
+
 def test_model_check_probes_a_server(tmp_path: Path, llm_url: str) -> None:
     done = bastion("model", "check", "--url", llm_url, "--json", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr

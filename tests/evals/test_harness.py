@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents import Citation, QAResult
-from evals import EvalResult, EvalResultError, Metric, compare, load_result, run_bench
+from evals import EvalResult, EvalResultError, Metric, UsageError, compare, load_result, run_bench
 from evals._bench import metrics_of
 from evals._corpora import Query
 from evals._grounding import Answered, decline_tradeoff, declined_at, split, verify
@@ -102,7 +102,7 @@ def test_compare_names_new_and_gone_metrics_and_warns_about_other_settings() -> 
     assert {(r.metric, r.verdict) for r in comparison.rows} == {("old", "gone"), ("new", "new")}
     assert any("limit 5 → None" in w for w in comparison.warnings)
     assert any("candidate only" in w for w in compare([a], [b, result("t")]).warnings)
-    with pytest.raises(ValueError, match="two results for suite 's'"):
+    with pytest.raises(UsageError, match="two results for suite 's'"):
         compare([a, a], [b])
 
 
@@ -156,7 +156,7 @@ def test_run_bench_gives_the_evaluation_format() -> None:
     got = run_bench("router", [])
     assert got.suite == "bench/router" and got.settings == {"argv": []}
     assert 0.5 < got.metric("rules/accuracy").value <= 1
-    with pytest.raises(ValueError, match="unknown benchmark 'nope'"):
+    with pytest.raises(UsageError, match="unknown benchmark 'nope'"):
         run_bench("nope", [])
 
 

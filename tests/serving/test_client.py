@@ -15,6 +15,7 @@ from serving import (
     ChatRequest,
     ConnectError,
     ContextLengthError,
+    ImageError,
     JsonSchema,
     Message,
     RetryPolicy,
@@ -448,9 +449,9 @@ async def test_images_go_inline_as_data_urls_to_a_vision_model() -> None:
 def test_bad_images_are_refused() -> None:
     from serving import ImagePart
 
-    with pytest.raises(ValueError, match="unsupported image type"):
+    with pytest.raises(ImageError, match="unsupported image type"):
         ImagePart.from_bytes(b"GIF89a", "image/bmp")
-    with pytest.raises(ValueError, match="the limit is"):
+    with pytest.raises(ImageError, match="the limit is"):
         ImagePart.from_bytes(b"\0" * (20 * 1024 * 1024 + 1), "image/png")
 
 
