@@ -25,6 +25,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
 from agents._errors import QuestionError, thread_values
+from agents._forget import kept_only_if_done
 from agents._qa_prompts import history_start
 from agents._router import RouteDecision, Router, StepRecord, route_effort
 from retrieval import Principal
@@ -123,23 +124,24 @@ class ChatAgent:
         turn: _State = {"message": message, "owner": principal.user, "agent": "chat"}
         step: StepRecord | None = None
         context = _Context(cache_salt=cache_salt)
-        async for mode, chunk in self.graph.astream(
-            turn, config, context=context, stream_mode=["custom", "updates"]
-        ):
-            if mode == "custom":
-                yield ChatEvent.model_validate(chunk)
-                continue
-            updates: dict[str, dict[str, Any]] = chunk  # type: ignore[assignment]
-            for node, update in updates.items():
-                if node == "route":
-                    yield ChatEvent(
-                        kind="node", node=node, effort=update["effort"], reason=update["effort_reason"]
-                    )
-                elif node == "respond":
-                    step = StepRecord.model_validate(update["step"])
-                    yield ChatEvent(kind="node", node=node, effort=step.effort, usage=step.usage)
-                else:
-                    yield ChatEvent(kind="node", node=node)
+        async with kept_only_if_done(self.graph.checkpointer, thread_id):
+            async for mode, chunk in self.graph.astream(
+                turn, config, context=context, stream_mode=["custom", "updates"]
+            ):
+                if mode == "custom":
+                    yield ChatEvent.model_validate(chunk)
+                    continue
+                updates: dict[str, dict[str, Any]] = chunk  # type: ignore[assignment]
+                for node, update in updates.items():
+                    if node == "route":
+                        yield ChatEvent(
+                            kind="node", node=node, effort=update["effort"], reason=update["effort_reason"]
+                        )
+                    elif node == "respond":
+                        step = StepRecord.model_validate(update["step"])
+                        yield ChatEvent(kind="node", node=node, effort=step.effort, usage=step.usage)
+                    else:
+                        yield ChatEvent(kind="node", node=node)
         yield ChatEvent(
             kind="done",
             thread_id=thread_id,

@@ -24,6 +24,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict
 
 from agents._errors import QuestionError, RepositoryError, ThreadAccessError, thread_values
+from agents._forget import kept_only_if_done
 from agents._repo import RepoFile, delta_text, map_text, pack_text, repo_map, scan
 from agents._router import RouteDecision, Router, StepRecord, decide, route_effort, total_usage
 from retrieval import Principal, Retriever
@@ -177,7 +178,8 @@ class CodeAgent:
             "timings": {},
         }
         context = _Context(root=root, files=files, principal=principal, cache_salt=cache_salt)
-        state = await self.graph.ainvoke(turn, config, context=context)
+        async with kept_only_if_done(self.graph.checkpointer, thread_id):
+            state = await self.graph.ainvoke(turn, config, context=context)
         steps = [StepRecord.model_validate(s) for s in state["steps"]]
         result = state["result"]
         return CodeResult(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import QuestionError, thread_values
+from agents._forget import kept_only_if_done
 from agents._prompts import render
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
 from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
@@ -144,7 +145,8 @@ class QAAgent:
             "timings": {},
         }
         context = _Context(principal=principal, cache_salt=cache_salt)
-        state = await self.graph.ainvoke(turn, config, context=context)
+        async with kept_only_if_done(self.graph.checkpointer, thread_id):
+            state = await self.graph.ainvoke(turn, config, context=context)
         checked = Checked.model_validate(state["checked"])
         steps = [StepRecord.model_validate(s) for s in state["steps"]]
         timings = {

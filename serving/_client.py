@@ -17,23 +17,19 @@ from httpx_sse import SSEError, aconnect_sse
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving._errors import (
-    BadRequestError,
     CapabilityError,
     ConnectError,
     ContextLengthError,
     ResponseError,
-    ServerError,
     ServingError,
     TimeoutError,
 )
-from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, ToolCallDelta, Usage
+from serving._fit import MAX_BYTES_PER_TOKEN, SMALLEST_WINDOW, prompt_text, room, template_tokens, too_long
+from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, Usage
+from serving._wire import dropped_unanswered, json_object, status_error, stream_event
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 KEEPALIVE_EXPIRY_S = 4.0
-
-# Substrings that llama-server ("exceed_context_size_error") and SGLang ("longer than the model's
-# context length") put in the 400 they return for an over-long prompt.
-_CONTEXT_MARKERS = ("exceed_context_size", "context length", "context size", "maximum context")
 
 
 class RetryPolicy(BaseModel):
@@ -75,6 +71,7 @@ class ChatClient:
         first_token_timeout_s: float | None = None,
         total_timeout_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        context_window: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -100,6 +97,8 @@ class ChatClient:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._vision: bool | None = None
         self._vision_asked = False
+        # Given, for servers that do not say (a hosted API); else asked of the server once.
+        self._window = context_window
 
     @property
     def server_root(self) -> str:
@@ -140,7 +139,7 @@ class ChatClient:
                 )
         if response.status_code >= 400:
             raise self._status_error(response)
-        data = _json(response)
+        data = json_object(response)
         if "count" in data:
             return int(data["count"])
         if isinstance(data.get("tokens"), list):
@@ -168,6 +167,42 @@ class ChatClient:
             self._vision, self._vision_asked = vision, True
         return self._vision
 
+    async def context_length(self) -> int | None:
+        """Tokens one request may use: llama-server's per-slot `n_ctx` (/props), SGLang's and vLLM's
+        `max_model_len` (/v1/models); None when the server says neither. Asked once per client."""
+        if self._window is None:
+            try:
+                props = await self.get("/props", root=True)
+                if props.status_code == 200:
+                    n_ctx = (props.json().get("default_generation_settings") or {}).get("n_ctx")
+                    self._window = int(n_ctx) if n_ctx else None
+                if self._window is None:
+                    models = await self.get("/models")
+                    data = models.json().get("data") if models.status_code == 200 else None
+                    found = [m.get("max_model_len") for m in data or [] if isinstance(m, dict)]
+                    self._window = next((int(n) for n in found if n), None)
+            except (ServingError, ValueError):  # not JSON, or no server yet: the request will say
+                return None
+            self._window = self._window or 0  # 0: asked, and the server does not say
+        return self._window or None
+
+    async def check_fits(self, request: ChatRequest) -> None:
+        """Raise ContextLengthError, without sending it, for a request whose prompt cannot fit."""
+        text = prompt_text(request)
+        overhead = template_tokens(request)
+        most = len(text.encode()) + overhead  # tokens never outnumber bytes
+        if most <= SMALLEST_WINDOW + (0 if request.max_tokens is None else -request.max_tokens):
+            return
+        window = await self.context_length()
+        if window is None or most <= room(window, request):
+            return
+        least = len(text.encode()) // MAX_BYTES_PER_TOKEN
+        if least > room(window, request):
+            raise ContextLengthError(too_long(least, window, request, at_least=True), status_code=400)
+        counted = await self.count_tokens(text) + overhead
+        if counted > room(window, request):
+            raise ContextLengthError(too_long(counted, window, request), status_code=400)
+
     async def _check_capabilities(self, request: ChatRequest) -> None:
         if request.has_images and await self.supports_images() is False:
             raise CapabilityError(
@@ -177,6 +212,7 @@ class ChatClient:
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         await self._check_capabilities(request)
+        await self.check_fits(request)
         body = request.to_wire(
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False
         )
@@ -190,7 +226,7 @@ class ChatClient:
                 "(the request was aborted). Raise BASTION_MODEL_TOTAL_TIMEOUT_S or ask for fewer tokens."
             ) from exc
         latency_ms = (time.perf_counter() - started) * 1000
-        data = _json(response)
+        data = json_object(response)
         try:
             choice = data["choices"][0]
             message = choice["message"]
@@ -217,6 +253,7 @@ class ChatClient:
         llama-server then stop generating for it.
         """
         await self._check_capabilities(request)
+        await self.check_fits(request)
         body = request.to_wire(
             model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True
         )
@@ -257,7 +294,7 @@ class ChatClient:
                         first = False
                         if sse.data.strip() == "[DONE]":
                             return
-                        event = _stream_event(json.loads(sse.data))
+                        event = stream_event(json.loads(sse.data))
                         if event is not None:
                             yield event
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -268,7 +305,7 @@ class ChatClient:
             except httpx.RemoteProtocolError as exc:
                 # A connection dropped before any response (a stale keep-alive socket) is safe to
                 # resend; one cut mid-stream is not, since the caller has shown part of the text.
-                if _dropped_unanswered(exc) and attempt + 1 < self.retry.attempts:
+                if dropped_unanswered(exc) and attempt + 1 < self.retry.attempts:
                     continue
                 raise ServingError(f"Streaming from {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
@@ -293,7 +330,7 @@ class ChatClient:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             except httpx.RemoteProtocolError as exc:
-                if _dropped_unanswered(exc) and not last:
+                if dropped_unanswered(exc) and not last:
                     continue
                 raise ServingError(f"Request to {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
@@ -335,90 +372,4 @@ class ChatClient:
         )
 
     def _status_error(self, response: httpx.Response) -> ServingError:
-        detail = _error_detail(response)
-        status = response.status_code
-        if status == 400 and any(marker in detail.lower() for marker in _CONTEXT_MARKERS):
-            return ContextLengthError(
-                f"The prompt does not fit the model's context window: {detail}. "
-                "Shorten the question or conversation, or retrieve fewer passages.",
-                status_code=status,
-            )
-        if status == 404:
-            return BadRequestError(
-                f"The model server at {self.base_url} has no such model or endpoint (HTTP 404): {detail}. "
-                "Check BASTION_MODEL_NAME against the server's served model name (GET /v1/models).",
-                status_code=status,
-            )
-        if status in (401, 403):
-            return BadRequestError(
-                f"The model server at {self.base_url} refused our credentials (HTTP {status}): {detail}. "
-                "Check BASTION_MODEL_API_KEY.",
-                status_code=status,
-            )
-        if status < 500 and status != 429:
-            return BadRequestError(
-                f"The model server rejected the request (HTTP {status}): {detail}", status_code=status
-            )
-        return ServerError(
-            f"The model server at {self.base_url} failed (HTTP {status}) after {self.retry.attempts} "
-            f"attempts: {detail}. Check its log.",
-            status_code=status,
-        )
-
-
-def _dropped_unanswered(exc: httpx.RemoteProtocolError) -> bool:
-    """True when the server closed the connection before sending any response to this request.
-
-    That happens when a pooled keep-alive connection is closed by the server just as we reuse
-    it: the request never reached the model, so sending it again cannot duplicate work.
-    """
-    return "without sending a response" in str(exc)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ResponseError(f"The model server answered non-JSON: {response.text[:200]!r}") from exc
-    if not isinstance(data, dict):
-        raise ResponseError(f"The model server answered JSON that is not an object: {str(data)[:200]}")
-    return data
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    error = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(error, dict):
-        parts = [str(error.get(k)) for k in ("type", "message") if error.get(k)]
-        return ": ".join(parts) or json.dumps(error)[:500]
-    return str(error)[:500]
-
-
-def _stream_event(data: dict[str, Any]) -> StreamEvent | None:
-    if "error" in data:
-        raise ServerError(f"The model server reported an error mid-stream: {data['error']}", status_code=500)
-    usage = Usage.from_wire(data["usage"], data.get("timings")) if data.get("usage") else None
-    choices = data.get("choices") or []
-    if not choices:
-        return StreamEvent(usage=usage) if usage else None
-    delta = choices[0].get("delta") or {}
-    event = StreamEvent(
-        content=delta.get("content") or "",
-        reasoning_content=delta.get("reasoning_content") or "",
-        tool_calls=[
-            ToolCallDelta(
-                index=int(call.get("index") or 0),
-                id=call.get("id"),
-                name=(call.get("function") or {}).get("name"),
-                arguments=(call.get("function") or {}).get("arguments") or "",
-            )
-            for call in delta.get("tool_calls") or []
-        ],
-        finish_reason=choices[0].get("finish_reason"),
-        usage=usage,
-    )
-    # The first chunk usually carries only the role: nothing a caller needs.
-    return event if event != StreamEvent() else None
+        return status_error(response, self.base_url, self.retry.attempts)

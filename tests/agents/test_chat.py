@@ -69,6 +69,30 @@ async def test_a_turn_streams_node_events_and_tokens_and_threads_resume_in_a_new
 
 
 @pytest.mark.llm
+@pytest.mark.llm
+async def test_a_reply_cut_short_is_not_stored(tmp_path: Path, llm_url: str) -> None:
+    # The caller goes away after the first token (an API client disconnecting): the turn is not kept,
+    # and the conversation goes on from its last whole turn.
+    db = str(tmp_path / "threads.sqlite")
+    async with ChatClient(llm_url) as client, AsyncSqliteSaver.from_conn_string(db) as saver:
+        agent = ChatAgent(client, checkpointer=saver)
+        done = (await _turn(agent, "Hello there."))[-1]
+        thread = done.thread_id or ""
+        events = agent.stream("Tell me a long story about a lighthouse.", ME, thread_id=thread)
+        async for event in events:
+            if event.kind == "token":
+                break
+        await events.aclose()
+        assert [user for user, _ in await agent.history(thread, ME)] == ["Hello there."]
+        cut = agent.stream("Another story, please.", ME, thread_id="fresh")
+        async for event in cut:
+            if event.kind == "token":
+                break
+        await cut.aclose()
+        assert await agent.history("fresh", ME) == []
+        assert (await agent.graph.aget_state({"configurable": {"thread_id": "fresh"}})).values == {}
+
+
 async def test_threads_persist_in_postgres(llm_url: str, postgres_url: str) -> None:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 

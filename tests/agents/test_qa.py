@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from agents import REFUSAL, QAAgent, QAOptions, ThreadAccessError, forget_sources, start_easy
 from agents._claims import normalise
 from retrieval import EdgeStore, Indexer, Principal, Retriever, SentenceTransformerEmbedder
-from serving import ChatClient
+from serving import ChatClient, ContextLengthError
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.llm
@@ -94,6 +95,39 @@ async def test_threads_continue_and_reuse_the_prefix_cache(agent: QAAgent) -> No
     assert rewrite.usage.cached_tokens is not None and answer.usage.cached_tokens is not None
     assert rewrite.usage.cached_tokens >= 0.8 * first_prompt
     assert answer.usage.cached_tokens >= rewrite.usage.cached_tokens
+
+
+def _rows(db: Path) -> bytes:
+    """Every stored byte of the checkpointer's tables, as LangGraph wrote them."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT checkpoint, metadata FROM checkpoints").fetchall()
+        rows += conn.execute("SELECT value, CAST(channel AS BLOB) FROM writes").fetchall()
+    return b"".join(bytes(v) for row in rows for v in row if v is not None)
+
+
+async def test_a_failed_turn_leaves_nothing_behind(agent: QAAgent, tmp_path: Path) -> None:
+    def thread(name: str) -> Any:
+        return {"configurable": {"thread_id": name}}
+
+    await agent.ask("How many days per year may staff work from abroad?", OPERATOR, thread_id="t1")
+    before = (await agent.graph.aget_state(thread("t1"))).values
+    marker = "zqxmarkerzqx"
+    # ~500 KB: the client refuses it before sending, after the graph has saved the turn's first steps.
+    huge = "How long is CCTV footage kept? " + f"{marker} " * 40_000
+    with pytest.raises(ContextLengthError):
+        await agent.ask(huge, OPERATOR, thread_id="t1")
+    assert (await agent.graph.aget_state(thread("t1"))).values == before
+    with pytest.raises(ContextLengthError):
+        await agent.ask(huge, OPERATOR, thread_id="t2")
+    assert (await agent.graph.aget_state(thread("t2"))).values == {}  # a new thread is not even created
+    assert marker.encode() not in _rows(tmp_path / "t.sqlite")
+    # The conversation goes on from its last good turn.
+    await agent.ask("Who has to approve a stay abroad?", OPERATOR, thread_id="t1")
+    history = (await agent.graph.aget_state(thread("t1"))).values["history"]
+    assert [t["question"] for t in history] == [
+        "How many days per year may staff work from abroad?",
+        "Who has to approve a stay abroad?",
+    ]
 
 
 async def test_the_router_decides_each_steps_effort(agent: QAAgent) -> None:

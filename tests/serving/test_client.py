@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import typing
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from serving import (
     BadRequestError,
@@ -84,9 +87,11 @@ async def test_repeated_prefix_is_served_from_cache(llm_url: str) -> None:
     assert second.usage.cached_tokens >= 0.8 * first.usage.prompt_tokens
 
 
-async def test_overlong_prompt_raises_context_length_error(llm_url: str) -> None:
-    async with ChatClient(llm_url) as client:
-        with pytest.raises(ContextLengthError, match="context"):
+async def test_the_servers_own_context_refusal_is_a_context_length_error(llm_url: str) -> None:
+    # A window set far too large (as for a server that reports none) lets the prompt through to the
+    # server, whose 400 must still come back typed.
+    async with ChatClient(llm_url, context_window=10**7) as client:
+        with pytest.raises(ContextLengthError, match="exceed_context_size"):
             await client.complete(_ask("word " * 9000, max_tokens=4))
 
 
@@ -530,3 +535,53 @@ async def test_a_request_over_its_total_deadline_is_aborted(llm_url: str) -> Non
                 _ask("Write a very long essay about the history of lighthouses.", max_tokens=1500)
             )
         assert (await client.complete(_ask("Say hi.", max_tokens=4))).content is not None
+
+
+class _Spy(httpx.AsyncBaseTransport):
+    """The real transport, noting each request's method and path."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.method, request.url.path))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_prompt_over_the_window_is_refused_before_it_is_sent(llm_url: str) -> None:
+    spy = _Spy()
+    async with ChatClient(llm_url, transport=spy) as client:
+        window = await client.context_length()
+        assert window is not None and window >= 2048  # llama-server's per-slot n_ctx, from /props
+        # Megabytes: refused from its size alone, without tokenizing it or sending it.
+        spy.seen.clear()
+        with pytest.raises(ContextLengthError, match=rf"at least [\d,]+ tokens.*window of {window:,}"):
+            await client.complete(_ask("Summarise: " + "lorem ipsum dolor sit amet " * 200_000))
+        assert spy.seen == []
+        # Near the window: counted by the server's tokenizer, and refused with the count.
+        words = "alpha beta gamma delta " * (window // 10)  # about 0.4 of the window in tokens
+        with pytest.raises(ContextLengthError, match="kept for the answer"):
+            await client.complete(_ask(words, max_tokens=window - 1000))
+        assert [path for _, path in spy.seen] == ["/tokenize"]
+        # The same prompt with room left for the answer goes to the model.
+        result = await client.complete(_ask(words, max_tokens=4))
+        assert result.usage.prompt_tokens > window // 4
+        # Streams are checked the same way.
+        with pytest.raises(ContextLengthError):
+            async for _ in client.stream(_ask("x " * (window * 40))):
+                pass
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=300))
+def test_tokens_never_outnumber_utf8_bytes(llm_url: str, text: str) -> None:
+    # What lets check_fits skip the count for every prompt whose bytes fit the window.
+    async def count() -> int:
+        async with ChatClient(llm_url) as client:
+            return await client.count_tokens(text)
+
+    assert asyncio.run(count()) <= len(text.encode())
