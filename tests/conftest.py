@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from retrieval import SentenceTransformerEmbedder, default_model_path
 from serving import LOCAL_MODELS, LocalServer, LocalServerConfig, ensure_llama_server, ensure_model
@@ -20,6 +21,12 @@ CACHE_DIR = Path(os.environ.get("BASTION_CACHE_DIR") or Path.home() / ".cache" /
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# The property tests draw the same examples on every run, so a CI failure always reproduces and a pass
+# is never luck; HYPOTHESIS_PROFILE=explore draws new ones (and keeps failures in .hypothesis/).
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)

@@ -106,6 +106,26 @@ async def test_threads_persist_in_postgres(llm_url: str, postgres_url: str) -> N
     assert [user for user, _ in history] == ["Hello from replica one.", "And hello from replica two."]
 
 
+@pytest.mark.llm
+async def test_a_cut_turn_is_undone_in_postgres_too(llm_url: str, postgres_url: str) -> None:
+    # Postgres keeps channel values apart from checkpoints (blobs): putting the last good checkpoint
+    # back must write them again, or the next turn would find an empty history.
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with ChatClient(llm_url) as client, AsyncPostgresSaver.from_conn_string(postgres_url) as saver:
+        await saver.setup()
+        agent = ChatAgent(client, checkpointer=saver)
+        thread = (await _turn(agent, "First, hello."))[-1].thread_id or ""
+        cut = agent.stream("Tell me a long story about a lighthouse.", ME, thread_id=thread)
+        async for event in cut:
+            if event.kind == "token":
+                break
+        await cut.aclose()
+        assert [user for user, _ in await agent.history(thread, ME)] == ["First, hello."]
+        await _turn(agent, "Then, goodbye.", thread)
+        assert [user for user, _ in await agent.history(thread, ME)] == ["First, hello.", "Then, goodbye."]
+
+
 def _sglang_stream(seen: list[dict[str, Any]]) -> httpx.MockTransport:
     """SGLang's streamed shape with Mistral's reasoning parser: reasoning_content deltas, then content."""
 
