@@ -74,6 +74,10 @@ class RetrievalSettings(_Section):
     qdrant_api_key: SecretStr | None = None
     qdrant_grpc: bool = Field(default=False, description="talk to the Qdrant server over gRPC")
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    fusion: Literal["dbsf", "rrf"] = Field(
+        default="dbsf",
+        description="how hybrid search fuses the dense and BM25 lists: by score distribution or by rank",
+    )
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")

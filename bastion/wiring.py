@@ -124,6 +124,11 @@ def make_indexer(settings: Settings, embedder: Embedder, store: VectorStore, man
     )
 
 
+def make_retriever(settings: Settings, embedder: Embedder, store: VectorStore) -> Retriever:
+    """The retriever as the settings describe it: how the dense and the BM25 lists are fused."""
+    return Retriever(embedder, store, fusion=settings.retrieval.fusion)
+
+
 def max_document_chars(settings: Settings) -> int:
     return settings.retrieval.max_document_mb << 20
 
@@ -213,7 +218,9 @@ async def qa_agent(settings: Settings, say: Say) -> AsyncIterator[QAAgent]:
     url = model_url(settings, say)
     with open_store(settings, dimension=embedder.dimension) as store:
         async with chat_client(settings, url) as client, open_checkpointer(settings) as saver:
-            yield configured_qa_agent(settings, client, Retriever(embedder, store), saver, embedder)
+            yield configured_qa_agent(
+                settings, client, make_retriever(settings, embedder, store), saver, embedder
+            )
 
 
 def configured_qa_agent(
@@ -285,7 +292,7 @@ async def build_code_agent(
         say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
         store = QdrantStore.in_memory(dimension=embedder.dimension)
         Indexer(embedder, store).index([root / path for path in files], owner=owner)
-        return Retriever(embedder, store)
+        return make_retriever(settings, embedder, store)
 
     context = settings.agent.context_tokens
     if context is None:

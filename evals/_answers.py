@@ -130,7 +130,7 @@ def index_sample_corpus(context: EvalContext, root: Path) -> tuple[Retriever, Ed
     Indexer(context.embedder, store, chunk_tokens=context.chunk_tokens).index(
         [SAMPLE_CORPUS], owner=READER.user
     )
-    return Retriever(context.embedder, store), store
+    return Retriever(context.embedder, store, fusion=context.fusion), store
 
 
 async def answers(context: EvalContext) -> EvalResult:

@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agents import QAAgent, QAOptions, Router, route_effort
 from evals._errors import UsageError
 from evals._result import DataVersion, EvalResult, Metric, Provenance, Series, now
-from retrieval import Embedder, Retriever, SearchMode
+from retrieval import Embedder, Fusion, Retriever, SearchMode
 from serving import ChatClient
 
 ALL_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "sparse")
@@ -49,6 +49,7 @@ class EvalContext:
     limit: int | None = None  # items per suite (questions, turns); None: the full data set
     modes: tuple[SearchMode, ...] = ALL_MODES
     chunk_tokens: int = 128
+    fusion: Fusion = "dbsf"
     model_url: str | None = None
     qa_factory: QAFactory | None = None
     router: Router = route_effort

@@ -80,7 +80,7 @@ def index_corpus(
     Indexer(context.embedder, store, chunk_tokens=context.chunk_tokens).index(
         [root / "docs"], owner=READER.user, progress=on_event
     )
-    return Retriever(context.embedder, store), store, names
+    return Retriever(context.embedder, store, fusion=context.fusion), store, names
 
 
 def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
@@ -131,6 +131,7 @@ def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
         details=details,
         modes=list(context.modes),
         chunk_tokens=context.chunk_tokens,
+        fusion=context.fusion,
     )
 
 

@@ -13,7 +13,7 @@ from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retri
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
-from retrieval._types import Chunk, Principal, SearchFilters, SearchHit, SearchMode, document_acl
+from retrieval._types import Chunk, Fusion, Principal, SearchFilters, SearchHit, SearchMode, document_acl
 
 if TYPE_CHECKING:
     from retrieval._edge import EdgeStore
@@ -38,6 +38,7 @@ __all__ = [
     "EmbeddedChunk",
     "Embedder",
     "EmbeddingError",
+    "Fusion",
     "IndexCheck",
     "IndexEvent",
     "IndexReport",

@@ -21,6 +21,7 @@ from retrieval._store import (
     StoreQuery,
     from_payload,
     placeholder_vector,
+    prefetch_depth,
     search_conditions,
     to_payload,
     tombstone_payload,
@@ -150,11 +151,12 @@ class EdgeStore:
         else:
             # The ACL goes into every prefetch as well as the fused query: a candidate the principal
             # may not read must never take a place in either ranked list.
-            depth = max(4 * limit, 20)
+            depth = prefetch_depth(limit)
+            fusion = qe.Fusion.Dbsf() if query.fusion == "dbsf" else qe.Fusion.Rrf(k=_RRF_K)
             request = qe.QueryRequest(
                 limit=limit,
                 prefetches=[qe.Prefetch(limit=depth, query=stage, filter=flt) for stage in stages],
-                query=qe.Fusion.Rrf(k=_RRF_K),  # type: ignore[arg-type]  # the 0.9.0 stubs omit Rrf
+                query=fusion,  # type: ignore[arg-type]  # the 0.9.0 stubs omit Rrf and Dbsf
                 filter=flt,
                 with_payload=True,
             )

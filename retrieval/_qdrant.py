@@ -24,6 +24,7 @@ from retrieval._store import (
     StoreQuery,
     from_payload,
     placeholder_vector,
+    prefetch_depth,
     search_conditions,
     to_payload,
     tombstone_payload,
@@ -166,13 +167,18 @@ class QdrantStore:
                 )
             )
         else:
-            depth = max(4 * limit, 20)
+            depth = prefetch_depth(limit)
+            fused = (
+                models.FusionQuery(fusion=models.Fusion.DBSF)
+                if query.fusion == "dbsf"
+                else models.RrfQuery(rrf=models.Rrf(k=_RRF_K))
+            )
             prefetch = [models.Prefetch(query=v, using=u, filter=flt, limit=depth) for v, u in stages]
             response = self._call(
                 lambda: self._client.query_points(
                     self.collection,
                     prefetch=prefetch,
-                    query=models.RrfQuery(rrf=models.Rrf(k=_RRF_K)),
+                    query=fused,
                     query_filter=flt,
                     limit=limit,
                     with_payload=True,

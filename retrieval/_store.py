@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from retrieval._bm25 import SparseVector
-from retrieval._types import Chunk, Principal, SearchFilters, SearchHit
+from retrieval._types import Chunk, Fusion, Principal, SearchFilters, SearchHit
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -22,14 +22,22 @@ _STORE_ONLY = frozenset({"live", "path_prefixes"})
 _ID_NAMESPACE = uuid.UUID("6f1c3d4e-0a5b-4c7d-9e8f-b4a5c1d2e3f4")
 
 
-def point_id(source: str, position: int, content_sha256: str, acl: Sequence[str]) -> str:
+def point_id(source: str, position: int, content_sha256: str, acl: Sequence[str], header: str = "") -> str:
     """Deterministic point id: re-indexing the same chunk with the same ACL writes the same id.
 
     The ACL is part of the identity so that changing a document's groups rewrites its points
-    rather than leaving stale permissions on them.
+    rather than leaving stale permissions on them; so is the header it is indexed with, so a renamed
+    heading (or a new way of writing headers) re-embeds the chunks it changes.
     """
-    key = "\x00".join([source, str(position), content_sha256, ",".join(acl)])
+    key = "\x00".join([source, str(position), content_sha256, ",".join(acl), header])
     return str(uuid.uuid5(_ID_NAMESPACE, key))
+
+
+def prefetch_depth(limit: int) -> int:
+    """Candidates each ranked list brings to a fused query. DBSF scales scores by the spread of the
+    list it sees, so the list must be long enough for that spread to mean something even when the
+    caller wants five hits (the fusion table in docs/evaluation.md was measured at 200)."""
+    return max(4 * limit, 100)
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,12 @@ class EmbeddedChunk:
 
 @dataclass(frozen=True)
 class StoreQuery:
-    """Dense only, sparse only, or both (fused with RRF inside the store's query)."""
+    """Dense only, sparse only, or both, fused inside the store's query: by distribution-based score
+    fusion (each list's scores scaled by their mean and spread, then summed), or by reciprocal rank."""
 
     dense: list[float] | None = None
     sparse: SparseVector | None = None
+    fusion: Fusion = "dbsf"
 
     def __post_init__(self) -> None:
         if self.dense is None and self.sparse is None:

@@ -53,6 +53,7 @@ class Chunk(BaseModel):
     end: int = Field(gt=0)
     text: str
     title: str = ""
+    context: str = ""  # the header it is indexed with (retrieval/_context.py); never part of a citation
     position: int = Field(ge=0)
     content_sha256: str
     acl: list[str]
@@ -70,6 +71,7 @@ class SearchHit(BaseModel):
 
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
+Fusion = Literal["dbsf", "rrf"]
 
 
 class SearchFilters(BaseModel):

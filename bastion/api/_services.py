@@ -29,6 +29,7 @@ from bastion.wiring import (
     key_store,
     make_embedder,
     make_indexer,
+    make_retriever,
     model_url,
     open_checkpointer,
     open_manifest,
@@ -71,7 +72,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         audit = stack.enter_context(audit_log(settings))
         conversations = ConversationMap(settings.files.conversations)
         stack.callback(conversations.close)
-        retriever = Retriever(embedder, store)
+        retriever = make_retriever(settings, embedder, store)
         manifest = stack.enter_context(open_manifest(settings))
         indexer = make_indexer(settings, embedder, store, manifest)
         code = None

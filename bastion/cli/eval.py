@@ -174,6 +174,7 @@ def run_command(
             limit=limit,
             modes=modes,
             chunk_tokens=s.retrieval.chunk_tokens,
+            fusion=s.retrieval.fusion,
             model_url=url,
             qa_factory=qa_factory if url else None,
             router=make_router(s, embedder),

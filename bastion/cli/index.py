@@ -37,6 +37,7 @@ from bastion.wiring import (
     forget_documents,
     make_embedder,
     make_indexer,
+    make_retriever,
     max_document_chars,
     open_checkpointer,
     open_manifest,
@@ -45,7 +46,6 @@ from bastion.wiring import (
 from retrieval import (
     IndexEvent,
     IndexReport,
-    Retriever,
     SearchFilters,
     SearchMode,
     check_index,
@@ -214,7 +214,9 @@ def search(
     )
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store:
-        hits = Retriever(embedder, store).search(query, who, limit=limit, mode=chosen, filters=filters)
+        hits = make_retriever(s, embedder, store).search(
+            query, who, limit=limit, mode=chosen, filters=filters
+        )
     if as_json:
         results = [
             {

@@ -163,7 +163,13 @@ def test_search_never_returns_what_the_principal_may_not_read(make_store: StoreF
     store = make_store()
     store.replace([_item("/hr.md", 0, ["group:hr"], "leave policy")], [])
     store.replace([_item("/mine.md", 0, ["user:bob"], "leave notes")], [])
-    for mode in (_q("leave"), StoreQuery(sparse=query_vector("leave")), StoreQuery(dense=_vector("leave"))):
+    queries = (
+        _q("leave"),
+        StoreQuery(dense=_vector("leave"), sparse=query_vector("leave"), fusion="rrf"),
+        StoreQuery(sparse=query_vector("leave")),
+        StoreQuery(dense=_vector("leave")),
+    )
+    for mode in queries:
         assert store.search(mode, Principal(user="eve"), limit=10) == []
         assert {h.chunk.source for h in store.search(mode, Principal(user="bob"), limit=10)} == {"/mine.md"}
         hr = Principal(user="x", groups=frozenset({"hr"}))
@@ -245,7 +251,7 @@ def test_unreachable_qdrant_server_is_a_clear_error() -> None:
 USERS = st.sampled_from(["ann", "ben", "cat", "dan"])
 GROUPS = st.frozensets(st.sampled_from(["hr", "legal", "it", "board"]), max_size=3)
 DOCS = st.lists(st.tuples(USERS, GROUPS, st.sampled_from(["markdown", "text"])), min_size=1, max_size=12)
-MODES = st.sampled_from(["hybrid", "dense", "sparse"])
+MODES = st.sampled_from(["hybrid", "hybrid-rrf", "dense", "sparse"])  # hybrid: DBSF, the default
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -260,7 +266,7 @@ def test_acl_property_exactly_the_readable_documents_come_back(
     mode: str,
     only_type: str | None,
 ) -> None:
-    """Zero leaks, and nothing readable lost, through every mode (RRF fusion included) and with filters."""
+    """Zero leaks, and nothing readable lost, through every mode (both fusions) and with filters."""
     store = make_store()
     items = []
     for n, (owner, doc_groups, doc_type) in enumerate(docs):
@@ -272,6 +278,7 @@ def test_acl_property_exactly_the_readable_documents_come_back(
     query = StoreQuery(
         dense=_vector("q") if mode != "sparse" else None,
         sparse=query_vector("leave policy") if mode != "dense" else None,
+        fusion="rrf" if mode == "hybrid-rrf" else "dbsf",
     )
     filters = SearchFilters(doc_types=[only_type]) if only_type else None
     returned = {h.chunk.source for h in store.search(query, principal, limit=100, filters=filters)}
