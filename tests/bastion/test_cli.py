@@ -17,8 +17,13 @@ pytestmark = pytest.mark.llm
 BASTION = str(Path(sys.executable).with_name("bastion"))
 
 
+HANG_S = 1800
+"""A guard against a hung command, not a speed check: a demo that takes 190 s beside two busy loops
+took over 300 s with a third heavy job on the same two cores, and failed for that alone."""
+
+
 def bastion(
-    *args: str, data_dir: Path, model_url: str | None = None, timeout_s: float = 300
+    *args: str, data_dir: Path, model_url: str | None = None, timeout_s: float = HANG_S
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_LOCAL_AUTO_START": "false"}
     if model_url:
