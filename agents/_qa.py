@@ -43,7 +43,7 @@ class QAOptions(BaseModel):
 
     top_k: int = 5
     mode: SearchMode = "hybrid"
-    min_score: float = 0.25  # dense mode only: hybrid (RRF) scores are ranks, not similarities
+    min_score: float = 0.25  # dense mode only: fused hybrid scores are not similarities
     max_tokens: int = 320
     temperature: float = 0.0
     history_turns: int = 12
