@@ -13,7 +13,16 @@ from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retri
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
-from retrieval._types import Chunk, Fusion, Principal, SearchFilters, SearchHit, SearchMode, document_acl
+from retrieval._types import (
+    Chunk,
+    DocumentHit,
+    Fusion,
+    Principal,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    document_acl,
+)
 
 if TYPE_CHECKING:
     from retrieval._edge import EdgeStore
@@ -34,6 +43,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Chunk",
     "Document",
+    "DocumentHit",
     "EdgeStore",
     "EmbeddedChunk",
     "Embedder",

@@ -70,6 +70,17 @@ class SearchHit(BaseModel):
     score: float
 
 
+class DocumentHit(BaseModel):
+    """One document, ranked by its best passage plus a decayed share of its others, with its best
+    passages (each an exact span, as from `search`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    score: float
+    passages: list[SearchHit]
+
+
 SearchMode = Literal["hybrid", "dense", "sparse"]
 Fusion = Literal["dbsf", "rrf"]
 

@@ -44,6 +44,7 @@ from bastion.wiring import (
     open_store,
 )
 from retrieval import (
+    DocumentHit,
     IndexEvent,
     IndexReport,
     SearchFilters,
@@ -188,7 +189,10 @@ def search(
     groups: str | None = GROUPS_OPTION,
     limit: int = typer.Option(5, "--limit", "-n", min=1, max=100, help="How many passages."),
     mode: str | None = typer.Option(
-        None, "--mode", help="hybrid (dense + BM25, fused with RRF), dense or sparse. Default: the setting."
+        None, "--mode", help="hybrid (dense + BM25, fused), dense or sparse. Default: the setting."
+    ),
+    by: str = typer.Option(
+        "chunk", "--by", help="chunk: passages; document: documents, each with its best passages."
     ),
     source: list[Path] | None = typer.Option(None, "--source", help="Only this file (repeatable)."),
     under: Path | None = typer.Option(None, "--under", help="Only files below this folder."),
@@ -205,6 +209,8 @@ def search(
     if not query.strip():
         raise typer.BadParameter("the query is empty", param_hint="QUERY")
     chosen = _mode(mode or s.retrieval.mode)
+    if by not in ("chunk", "document"):
+        raise typer.BadParameter(f"{by!r}: use chunk or document", param_hint="--by")
     filters = SearchFilters(
         sources=[str(p.resolve()) for p in source] if source else None,
         path_prefix=str(under.resolve()) if under else None,
@@ -214,9 +220,12 @@ def search(
     )
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store:
-        hits = make_retriever(s, embedder, store).search(
-            query, who, limit=limit, mode=chosen, filters=filters
-        )
+        retriever = make_retriever(s, embedder, store)
+        if by == "document":
+            documents = retriever.search_documents(query, who, limit=limit, mode=chosen, filters=filters)
+            _show_documents(documents, chosen, as_json)
+            return
+        hits = retriever.search(query, who, limit=limit, mode=chosen, filters=filters)
     if as_json:
         results = [
             {
@@ -242,6 +251,34 @@ def search(
             f"[dim]{chosen} score {hit.score:.3f}  {safe(c.title)}[/dim]"
         )
         out.print(f"   {safe(_snippet(c.text))}")
+
+
+def _show_documents(documents: list[DocumentHit], mode: SearchMode, as_json: bool) -> None:
+    if as_json:
+        results = [
+            {
+                "source": d.source,
+                "score": round(d.score, 6),
+                "passages": [
+                    {"chunk_id": h.chunk.chunk_id, "start": h.chunk.start, "end": h.chunk.end,
+                     "title": h.chunk.title, "text": h.chunk.text, "score": round(h.score, 6)}
+                    for h in d.passages
+                ],
+            }
+            for d in documents
+        ]  # fmt: skip
+        out.print_json(json.dumps({"mode": mode, "by": "document", "results": results}))
+        return
+    if not documents:
+        out.print("No documents found that you may read.")
+        return
+    for rank, document in enumerate(documents, start=1):
+        out.print(
+            f"[bold]{rank}.[/bold] {safe(document.source)}  [dim]{mode} score {document.score:.3f}[/dim]"
+        )
+        for hit in document.passages:
+            c = hit.chunk
+            out.print(f"   [dim]{c.start}-{c.end} {safe(c.title)}[/dim]  {safe(_snippet(c.text))}")
 
 
 def _mode(value: str) -> SearchMode:

@@ -194,6 +194,20 @@ def test_without_a_server_and_without_auto_start_it_says_what_to_do(indexed: Pat
     assert "bastion model serve" in done.stderr
 
 
+def test_search_by_document_lists_each_document_once_with_its_passages(indexed: Path) -> None:
+    done = bastion("search", "How long is CCTV footage kept?", "--by", "document", "--json", data_dir=indexed)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    sources = [r["source"] for r in payload["results"]]
+    assert payload["by"] == "document" and len(sources) == len(set(sources)) > 1
+    assert sources[0].endswith("data-retention.md")
+    for result in payload["results"]:
+        text = Path(result["source"]).read_text()
+        assert all(text[p["start"] : p["end"]] == p["text"] for p in result["passages"])
+    wrong = bastion("search", "x", "--by", "paragraph", data_dir=indexed)
+    assert wrong.returncode == 2 and "--by" in wrong.stderr
+
+
 def test_bad_principal_flags_are_usage_errors(indexed: Path) -> None:
     done = bastion("search", "x", "--user", "bad user!", data_dir=indexed)
     assert done.returncode == 2

@@ -231,3 +231,30 @@ def test_a_bad_groups_file_is_reported(
     with pytest.raises(LoaderError, match=r"groups file acceptable-use\.md\.groups"):
         Indexer(embedder, store).index([corpus], owner="local")
     assert store.count() == 0
+
+
+def test_documents_rank_by_their_best_passage_plus_a_decayed_share_of_the_rest() -> None:
+    from retrieval._indexer import DOCUMENT_DECAY, document_score
+
+    assert document_score([0.9]) == 0.9
+    assert document_score([0.5, 0.9]) == pytest.approx(0.9 + 0.5 * DOCUMENT_DECAY)
+    # Two good passages beat one slightly better one; many weak ones cannot beat a strong one.
+    assert document_score([0.8, 0.8]) > document_score([0.85])
+    assert document_score([0.3] * 50) < document_score([0.5])
+
+
+def test_search_by_document_gives_each_document_once_with_its_best_exact_passages(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
+) -> None:
+    Indexer(embedder, store).index([corpus], owner="local")
+    retriever = Retriever(embedder, store)
+    documents = retriever.search_documents("How long is CCTV footage kept?", OPERATOR, limit=4, passages=2)
+    sources = [d.source for d in documents]
+    assert len(sources) == len(set(sources)) == 4
+    assert Path(sources[0]).name == "data-retention.md"
+    assert [d.score for d in documents] == sorted((d.score for d in documents), reverse=True)
+    for document in documents:
+        assert 1 <= len(document.passages) <= 2
+        for hit in document.passages:
+            assert hit.chunk.source == document.source
+            assert Path(document.source).read_text()[hit.chunk.start : hit.chunk.end] == hit.chunk.text
