@@ -69,6 +69,15 @@ async def test_a_turn_streams_node_events_and_tokens_and_threads_resume_in_a_new
 
 
 @pytest.mark.llm
+async def _leave_after_first_token(agent: ChatAgent, text: str, thread: str) -> None:
+    """What an API client that disconnects mid-reply does to the stream."""
+    events = agent.stream(text, ME, thread_id=thread)
+    async for event in events:
+        if event.kind == "token":
+            break
+    await events.aclose()  # type: ignore[attr-defined]
+
+
 @pytest.mark.llm
 async def test_a_reply_cut_short_is_not_stored(tmp_path: Path, llm_url: str) -> None:
     # The caller goes away after the first token (an API client disconnecting): the turn is not kept,
@@ -78,17 +87,9 @@ async def test_a_reply_cut_short_is_not_stored(tmp_path: Path, llm_url: str) -> 
         agent = ChatAgent(client, checkpointer=saver)
         done = (await _turn(agent, "Hello there."))[-1]
         thread = done.thread_id or ""
-        events = agent.stream("Tell me a long story about a lighthouse.", ME, thread_id=thread)
-        async for event in events:
-            if event.kind == "token":
-                break
-        await events.aclose()
+        await _leave_after_first_token(agent, "Tell me a long story about a lighthouse.", thread)
         assert [user for user, _ in await agent.history(thread, ME)] == ["Hello there."]
-        cut = agent.stream("Another story, please.", ME, thread_id="fresh")
-        async for event in cut:
-            if event.kind == "token":
-                break
-        await cut.aclose()
+        await _leave_after_first_token(agent, "Another story, please.", "fresh")
         assert await agent.history("fresh", ME) == []
         assert (await agent.graph.aget_state({"configurable": {"thread_id": "fresh"}})).values == {}
 
@@ -116,11 +117,7 @@ async def test_a_cut_turn_is_undone_in_postgres_too(llm_url: str, postgres_url: 
         await saver.setup()
         agent = ChatAgent(client, checkpointer=saver)
         thread = (await _turn(agent, "First, hello."))[-1].thread_id or ""
-        cut = agent.stream("Tell me a long story about a lighthouse.", ME, thread_id=thread)
-        async for event in cut:
-            if event.kind == "token":
-                break
-        await cut.aclose()
+        await _leave_after_first_token(agent, "Tell me a long story about a lighthouse.", thread)
         assert [user for user, _ in await agent.history(thread, ME)] == ["First, hello."]
         await _turn(agent, "Then, goodbye.", thread)
         assert [user for user, _ in await agent.history(thread, ME)] == ["First, hello.", "Then, goodbye."]
