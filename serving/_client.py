@@ -189,14 +189,15 @@ class ChatClient:
     async def check_fits(self, request: ChatRequest) -> None:
         """Raise ContextLengthError, without sending it, for a request whose prompt cannot fit."""
         text = prompt_text(request)
+        size = len(text.encode())
         overhead = template_tokens(request)
-        most = len(text.encode()) + overhead  # tokens never outnumber bytes
-        if most <= SMALLEST_WINDOW + (0 if request.max_tokens is None else -request.max_tokens):
+        most = size + overhead  # tokens never outnumber bytes
+        if most <= room(SMALLEST_WINDOW, request):  # fits any server: no need to ask for its window
             return
         window = await self.context_length()
         if window is None or most <= room(window, request):
             return
-        least = len(text.encode()) // MAX_BYTES_PER_TOKEN
+        least = size // MAX_BYTES_PER_TOKEN
         if least > room(window, request):
             raise ContextLengthError(too_long(least, window, request, at_least=True), status_code=400)
         counted = await self.count_tokens(text) + overhead
