@@ -11,6 +11,8 @@ package unpacked with dpkg-deb — downloaded once into `<cache>/datasets/`, and
   with the policy documents an agent needs for them.
 - `python_faq_corpus`: the Python FAQ from Debian's `python3.11-doc`; each FAQ answer is a document and
   its question the query, among every other page of the Python documentation as distractors.
+- `code_corpus`: the source of `rich` (wheel `rich`), file by file under its real paths; the queries are
+  questions written here (`evals/data/code_questions.jsonl`) with the files that answer them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
+from importlib import resources
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +43,7 @@ BANKING_PACKAGE, BANKING_VERSION = "inspect-evals", "0.28.0"
 BANKING_DIR = "inspect_evals/tau2/data/domains/banking_knowledge"
 BANKING_DOCUMENTS, BANKING_TASKS = f"{BANKING_DIR}/documents.json.gz", f"{BANKING_DIR}/tasks.json"
 FAQ_PACKAGES = ("python3.11-doc", "python3-doc")
+CODE_PACKAGE, CODE_VERSION = "rich", "13.9.4"
 _MARKER = ".bastion-extracted"  # written last, so a half-unpacked package is never taken for a whole one
 
 
@@ -49,6 +53,9 @@ class Doc(BaseModel):
     title: str
     text: str  # what gets indexed
     suffix: str = ".md"  # the file suffix the indexer should see, so it picks the right splitter
+    # Where to write it, relative to the corpus folder. None: a neutral name (d00042.md), so nothing but
+    # the text can match. Code keeps its real path, which a repository's reader sees too.
+    path: str | None = None
 
 
 class Query(BaseModel):
@@ -376,3 +383,40 @@ def python_faq_corpus(cache_dir: Path) -> Corpus:
     )
     data = data.model_copy(update={"detail": detail})
     return Corpus(name="python-faq", documents=documents, queries=queries, data=[data])
+
+
+class _CodeQuestion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    text: str
+    relevant: list[str]
+    kind: str  # lay (no identifiers, the reader's words), howto, or symbol (names from the code)
+
+
+def code_questions() -> list[_CodeQuestion]:
+    text = resources.files("evals").joinpath("data", "code_questions.jsonl").read_text(encoding="utf-8")
+    return [_CodeQuestion.model_validate_json(line) for line in text.splitlines() if line.strip()]
+
+
+def code_corpus(cache_dir: Path) -> Corpus:
+    """Every Python file of rich, a document at its real path; each question written here a query
+    whose relevant documents are the files that implement its answer."""
+    wheel, data = pypi_wheel(cache_dir, CODE_PACKAGE, CODE_VERSION)
+    documents: dict[str, Doc] = {}
+    with zipfile.ZipFile(wheel) as archive:
+        for member in sorted(archive.namelist()):
+            path = PurePosixPath(member)
+            if path.parts[0] != CODE_PACKAGE or path.suffix != ".py":
+                continue
+            text = archive.read(member).decode("utf-8")
+            documents[member] = Doc(title=member, text=text, suffix=".py", path=member)
+    queries: list[Query] = []
+    for question in code_questions():
+        missing = sorted(set(question.relevant) - documents.keys())
+        if missing:
+            raise DatasetError(f"{question.id} names files not in {CODE_PACKAGE} {CODE_VERSION}: {missing}")
+        queries.append(Query(id=question.id, text=question.text, relevant=frozenset(question.relevant)))
+    detail = f"{CODE_PACKAGE}/**/*.py; questions: evals/data/code_questions.jsonl"
+    data = data.model_copy(update={"detail": detail})
+    return Corpus(name="code", documents=documents, queries=queries, data=[data])

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evals._context import EvalContext
-from evals._corpora import Corpus, Query, banking_corpus, cwe_corpus, python_faq_corpus
-from evals._errors import UsageError
+from evals._corpora import Corpus, Query, banking_corpus, code_corpus, cwe_corpus, python_faq_corpus
+from evals._errors import DatasetError, UsageError
 from evals._result import EvalResult, Metric, Series, now
 from evals._stats import mean_metric
 from retrieval import EdgeStore, Indexer, IndexEvent, Principal, Retriever, SearchMode
@@ -55,12 +55,16 @@ def scores(ranked: list[str], relevant: frozenset[str]) -> dict[str, float]:
 
 
 def write_corpus(corpus: Corpus, folder: Path) -> dict[str, str]:
-    """Writes each document to a file; returns {file name: document id}."""
+    """Writes each document to a file; returns {path relative to `folder`: document id}."""
     folder.mkdir(parents=True, exist_ok=True)
     names: dict[str, str] = {}
     for i, (doc_id, doc) in enumerate(sorted(corpus.documents.items())):
-        name = f"d{i:05d}{doc.suffix}"
-        (folder / name).write_text(doc.text, encoding="utf-8")
+        name = doc.path or f"d{i:05d}{doc.suffix}"
+        target = folder / name
+        if not target.resolve().is_relative_to(folder.resolve()):
+            raise DatasetError(f"{corpus.name}: document {doc_id!r} would be written outside the corpus")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(doc.text, encoding="utf-8")
         names[name] = doc_id
     return names
 
@@ -80,6 +84,7 @@ def index_corpus(
     Indexer(context.embedder, store, chunk_tokens=context.chunk_tokens).index(
         [root / "docs"], owner=READER.user, progress=on_event
     )
+    names = {(root / "docs" / name).resolve().as_posix(): doc_id for name, doc_id in names.items()}
     return Retriever(context.embedder, store, fusion=context.fusion), store, names
 
 
@@ -147,7 +152,7 @@ def _run_mode(
     results = []
     for query in queries:
         hits = retriever.search(query.text, READER, limit=SEARCH_DEPTH, mode=mode)
-        ranked = list(dict.fromkeys(names[Path(h.chunk.source).name] for h in hits))
+        ranked = list(dict.fromkeys(names[Path(h.chunk.source).as_posix()] for h in hits))
         results.append(scores(ranked, query.relevant))
         context.progress.advance()
     return results
@@ -164,3 +169,4 @@ def _suite(name: str, load: Callable[[Path], Corpus]) -> Callable[[EvalContext],
 retrieval_cwe = _suite("retrieval-cwe", cwe_corpus)
 retrieval_banking = _suite("retrieval-banking", banking_corpus)
 docs_faq = _suite("docs-faq", python_faq_corpus)
+retrieval_code = _suite("retrieval-code", code_corpus)

@@ -11,7 +11,7 @@ from evals._context import EvalContext
 from evals._errors import UsageError
 from evals._grounding import grounding
 from evals._result import EvalResult
-from evals._retrieval import docs_faq, retrieval_banking, retrieval_cwe
+from evals._retrieval import docs_faq, retrieval_banking, retrieval_code, retrieval_cwe
 from evals._sessions import cache, routing
 
 
@@ -43,6 +43,12 @@ SUITES: dict[str, Suite] = {
             "Python's documentation (Debian python3-doc): FAQ question → the FAQ section answering it",
             False,
             docs_faq,
+        ),
+        Suite(
+            "retrieval-code",
+            "rich's source (PyPI rich): questions written here → the files that answer them",
+            False,
+            retrieval_code,
         ),
         Suite(
             "answers",

@@ -16,12 +16,16 @@ from evals._corpora import (
     FAQ_PACKAGES,
     Corpus,
     DatasetError,
+    Doc,
     banking_corpus,
+    code_corpus,
+    code_questions,
     cwe_corpus,
     debian_package,
     pypi_wheel,
     python_faq_corpus,
 )
+from evals._retrieval import write_corpus
 from tests.conftest import CACHE_DIR
 
 FAQ_PAGES = {
@@ -44,6 +48,11 @@ def cwe() -> Corpus:
 @pytest.fixture(scope="session")
 def banking() -> Corpus:
     return banking_corpus(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def code() -> Corpus:
+    return code_corpus(CACHE_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +128,30 @@ def test_faq_answers_are_documents_and_questions_are_queries(faq: Corpus) -> Non
     assert "My class defines __del__ but it is not called when I delete the object." in texts
     assert "General GUI Questions" not in texts
     assert faq.documents["library/os"].title == "os --- Miscellaneous operating system interfaces"
+
+
+def test_code_questions_point_at_files_of_the_pinned_package(code: Corpus) -> None:
+    assert (len(code.documents), len(code.queries)) == (78, 72)
+    assert code.data[0].name == "rich" and code.data[0].version == "13.9.4"
+    for doc_id, doc in code.documents.items():
+        # Real paths, not neutral names: a repository's reader sees them too.
+        assert doc.path == doc_id and doc_id.startswith("rich/") and doc.suffix == ".py"
+    questions = code_questions()
+    assert len({q.id for q in questions}) == len(questions)
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ("lay", "howto", "symbol")}
+    assert kinds == {"lay": 24, "howto": 24, "symbol": 24}
+    relevant = [path for q in code.queries for path in q.relevant]
+    assert set(relevant) <= code.documents.keys() and len(set(relevant)) >= 35
+    assert max(relevant.count(path) for path in relevant) <= 5
+
+
+def test_written_corpus_files_stay_inside_their_folder(tmp_path: Path) -> None:
+    escaping = Corpus(
+        name="x", documents={"a": Doc(title="a", text="t", path="../outside.py")}, queries=[], data=[]
+    )
+    with pytest.raises(DatasetError, match="outside the corpus"):
+        write_corpus(escaping, tmp_path / "docs")
+    assert not (tmp_path / "outside.py").exists()
 
 
 def test_subset_keeps_the_relevant_documents_within_the_limit(banking: Corpus) -> None:
