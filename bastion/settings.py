@@ -73,10 +73,16 @@ class RetrievalSettings(_Section):
     qdrant_url: str | None = Field(default=None, description="with store=qdrant; unset: local on-disk mode")
     qdrant_api_key: SecretStr | None = None
     qdrant_grpc: bool = Field(default=False, description="talk to the Qdrant server over gRPC")
-    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    fusion: Literal["dbsf", "rrf"] = Field(
-        default="dbsf",
-        description="how hybrid search fuses the dense and BM25 lists: by score distribution or by rank",
+    mode: Literal["hybrid", "dense", "sparse"] | None = Field(
+        default=None,
+        description="unset: what `bastion eval tune` measured best for the collection, else hybrid",
+    )
+    fusion: Literal["dbsf", "rrf"] | None = Field(
+        default=None,
+        description=(
+            "how hybrid search fuses the dense and BM25 lists, by score distribution or by rank; "
+            "unset: what `bastion eval tune` measured best for the collection, else dbsf"
+        ),
     )
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
@@ -203,11 +209,16 @@ class DataFiles:
         self.audit_key = root / "secrets" / "audit.key"  # its HMAC key, unless BASTION_API_AUDIT_KEY
         self.threads = root / "threads.sqlite"  # conversations (LangGraph checkpoints)
         self.conversations = root / "api-conversations.sqlite"  # re-sent histories → threads
-        self.index = root / "index"  # edge/ (Qdrant Edge), qdrant/ (local mode), manifest*.sqlite
+        # edge/ (Qdrant Edge), qdrant/ (local mode), manifest*.sqlite, search-<collection>.json
+        self.index = root / "index"
         self.documents = root / "documents"  # uploads through the API, one folder per document
         self.router = root / "router.json"  # `bastion router train`'s model
         self.server = root / "server"  # the local llama-server's state and log
         self.evals = root / "evals"  # evaluation results unless --out says otherwise
+
+    def search_profile(self, collection: str) -> Path:
+        """The search mode and fusion `bastion eval tune` measured best for a collection."""
+        return self.index / f"search-{collection}.json"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

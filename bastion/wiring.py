@@ -41,15 +41,18 @@ from bastion.errors import ConfigError
 from bastion.keys import KeyStore
 from bastion.settings import Settings
 from retrieval import (
+    DEFAULT_PROFILE,
     EdgeStore,
     Embedder,
     Indexer,
     Manifest,
     QdrantStore,
     Retriever,
+    SearchProfile,
     SentenceTransformerEmbedder,
     VectorStore,
     default_model_path,
+    load_profile,
 )
 from serving import (
     DEFAULT_LOCAL_MODEL,
@@ -124,9 +127,21 @@ def make_indexer(settings: Settings, embedder: Embedder, store: VectorStore, man
     )
 
 
-def make_retriever(settings: Settings, embedder: Embedder, store: VectorStore) -> Retriever:
-    """The retriever as the settings describe it: how the dense and the BM25 lists are fused."""
-    return Retriever(embedder, store, fusion=settings.retrieval.fusion)
+def search_profile(settings: Settings) -> SearchProfile:
+    """How the collection is searched: a mode or fusion set explicitly, else what `bastion eval tune`
+    stored for the collection, else the defaults (hybrid, DBSF)."""
+    r = settings.retrieval
+    stored = load_profile(settings.files.search_profile(r.collection)) or DEFAULT_PROFILE
+    return stored.model_copy(update={"mode": r.mode or stored.mode, "fusion": r.fusion or stored.fusion})
+
+
+def make_retriever(
+    settings: Settings, embedder: Embedder, store: VectorStore, *, profile: SearchProfile | None = None
+) -> Retriever:
+    """The retriever as the settings (or the collection's tuned profile) describe it: its default
+    search mode and how the dense and the BM25 lists are fused."""
+    chosen = profile or search_profile(settings)
+    return Retriever(embedder, store, fusion=chosen.fusion, mode=chosen.mode)
 
 
 def max_document_chars(settings: Settings) -> int:
@@ -239,7 +254,7 @@ def configured_qa_agent(
         escalate=strategy == "escalate" and not easy,
         verify=settings.agent.verify_answers,
         top_k=settings.retrieval.top_k,
-        mode=settings.retrieval.mode,
+        mode=retriever.mode,
         min_score=settings.retrieval.min_score,
         max_tokens=settings.model.max_tokens,
         temperature=settings.model.temperature,
@@ -292,7 +307,12 @@ async def build_code_agent(
         say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
         store = QdrantStore.in_memory(dimension=embedder.dimension)
         Indexer(embedder, store).index([root / path for path in files], owner=owner)
-        return make_retriever(settings, embedder, store)
+        # A throw-away index of code: the collection's tuned profile is about other documents.
+        r = settings.retrieval
+        profile = DEFAULT_PROFILE.model_copy(
+            update={"mode": r.mode or DEFAULT_PROFILE.mode, "fusion": r.fusion or DEFAULT_PROFILE.fusion}
+        )
+        return make_retriever(settings, embedder, store, profile=profile)
 
     context = settings.agent.context_tokens
     if context is None:

@@ -10,6 +10,7 @@ from evals._markdown import render_markdown
 from evals._report import render_html, write_report
 from evals._result import SCHEMA, DataVersion, EvalResult, Metric, Series, load_result
 from evals._suites import SUITES, Suite, resolve, run_suite
+from evals._tune import Label, load_labels, tune
 
 __all__ = [
     "ALL_MODES",
@@ -24,6 +25,7 @@ __all__ = [
     "EvalError",
     "EvalResult",
     "EvalResultError",
+    "Label",
     "Metric",
     "NoProgress",
     "Progress",
@@ -34,11 +36,13 @@ __all__ = [
     "UsageError",
     "benches",
     "compare",
+    "load_labels",
     "load_result",
     "render_html",
     "render_markdown",
     "resolve",
     "run_bench",
     "run_suite",
+    "tune",
     "write_report",
 ]

@@ -12,6 +12,7 @@ from retrieval._errors import EmbeddingError, LoaderError, QueryError, Retrieval
 from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
+from retrieval._profile import DEFAULT_PROFILE, MeasuredChoice, SearchProfile, load_profile, save_profile
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import (
     Chunk,
@@ -40,6 +41,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "SUPPORTED_SUFFIXES",
     "Chunk",
     "Document",
@@ -57,6 +59,7 @@ __all__ = [
     "LoaderError",
     "Manifest",
     "ManifestEntry",
+    "MeasuredChoice",
     "Principal",
     "QdrantStore",
     "QueryError",
@@ -66,6 +69,7 @@ __all__ = [
     "SearchFilters",
     "SearchHit",
     "SearchMode",
+    "SearchProfile",
     "Section",
     "SentenceTransformerEmbedder",
     "Span",
@@ -79,9 +83,11 @@ __all__ = [
     "document_acl",
     "document_vector",
     "load_documents",
+    "load_profile",
     "markdown_sections",
     "plan_chunks",
     "point_id",
     "query_vector",
+    "save_profile",
     "tokenize",
 ]

@@ -263,11 +263,13 @@ class Retriever:
         *,
         reranker: Reranker | None = None,
         fusion: Fusion = "dbsf",
+        mode: SearchMode = "hybrid",
     ) -> None:
         self.embedder = embedder
         self.store = store
         self.reranker = reranker or Reranker()
         self.fusion: Fusion = fusion
+        self.mode: SearchMode = mode  # what a search without its own mode uses
 
     def search(
         self,
@@ -275,9 +277,10 @@ class Retriever:
         principal: Principal,
         *,
         limit: int = 5,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode | None = None,
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
+        mode = mode or self.mode
         if not query.strip():
             raise QueryError("the search query is empty")
         if not 1 <= limit <= 100:
@@ -297,7 +300,7 @@ class Retriever:
         *,
         limit: int = 5,
         passages: int = 3,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode | None = None,
         filters: SearchFilters | None = None,
     ) -> list[DocumentHit]:
         """Documents rather than chunks: many small chunks of one long article no longer crowd out

@@ -222,7 +222,7 @@ def _routes() -> APIRouter:
             }
             for h in hits
         ]
-        return {"results": results}
+        return {"mode": body.mode or services.retriever.mode, "results": results}
 
     @router.post("/v1/chat/completions", tags=["openai"], response_model=None)
     async def chat_completions(

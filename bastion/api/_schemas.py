@@ -121,7 +121,8 @@ class SearchRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=100_000)  # the setting bounds it further
     limit: int = Field(default=5, ge=1, le=100)
-    mode: SearchMode = "hybrid"
+    # Unset: the setting, else what `bastion eval tune` measured best for the collection, else hybrid.
+    mode: SearchMode | None = None
 
     @field_validator("query")
     @classmethod

@@ -4,6 +4,7 @@ bastion eval retrieval-cwe grounding --limit 20     # suites (or `all`); results
 bastion eval compare BASELINE CANDIDATE             # exit 1 when something regressed beyond noise
 bastion eval report RESULT.json… --out DIR          # the HTML report and Markdown summary again
 bastion eval bench cache_reuse --turns 3            # a benchmark, in the same result format
+bastion eval tune LABELS.jsonl                      # measure search modes on your own labelled questions
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from agents import QAAgent
-from bastion.cli._common import JSON_OPTION, err, out, run, say
+from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, err, out, principal, run, say
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
-from bastion.wiring import chat_client, configured_qa_agent, make_embedder, make_router, model_url
+from bastion.wiring import (
+    chat_client,
+    configured_qa_agent,
+    make_embedder,
+    make_router,
+    model_url,
+    open_manifest,
+    open_store,
+)
 from evals import (
     ALL_MODES,
     SUITES,
@@ -34,13 +43,15 @@ from evals import (
     EvalResult,
     benches,
     compare,
+    load_labels,
     load_result,
     resolve,
     run_bench,
     run_suite,
+    tune,
     write_report,
 )
-from retrieval import Retriever, SearchMode
+from retrieval import Retriever, SearchMode, SearchProfile, save_profile
 
 SUITE_NAMES = ", ".join(SUITES)
 # URL-taking benchmarks get the model server's URL unless one is given.
@@ -174,7 +185,7 @@ def run_command(
             limit=limit,
             modes=modes,
             chunk_tokens=s.retrieval.chunk_tokens,
-            fusion=s.retrieval.fusion,
+            fusion=s.retrieval.fusion or "dbsf",  # the suites' own corpora: no tuned profile
             model_url=url,
             qa_factory=qa_factory if url else None,
             router=make_router(s, embedder),
@@ -251,6 +262,59 @@ def bench_command(
         write_report([result], out_dir)
         say(f"Saved to {out_dir}.")
     out.print(result.to_json(), markup=False)
+
+
+@app.command("tune")
+def tune_command(
+    ctx: typer.Context,
+    labels: Path = typer.Argument(
+        ...,
+        help='JSON lines of {"question": "...", "relevant": ["path/of/a/file/that/answers/it", ...]}; '
+        "relative paths are read from the labels file's folder.",
+    ),
+    user: str | None = USER_OPTION,
+    groups: str | None = GROUPS_OPTION,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Measure and show; keep nothing."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Measure the search modes on questions labelled with the files that answer them, and keep the
+    best for the collection: `bastion search`, the agents and the API then use it without flags."""
+    s = get_settings(ctx)
+    who = principal(s, user, groups)
+    chosen_labels = load_labels(labels)
+    embedder = make_embedder(s)
+    with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
+        indexed = [entry.source for entry in manifest.entries()]
+        profile = tune(embedder, store, chosen_labels, who, indexed=indexed)
+    target = s.files.search_profile(s.retrieval.collection)
+    if not dry_run:
+        save_profile(target, profile)
+    overridden = [name for name in ("mode", "fusion") if getattr(s.retrieval, name) is not None]
+    if as_json:
+        payload = {"profile": profile.model_dump(mode="json"), "saved": None if dry_run else str(target)}
+        out.print_json(json.dumps({**payload, "overridden_by_settings": overridden}))
+        return
+    _print_tuning(profile, target, dry_run=dry_run, overridden=overridden)
+
+
+def _print_tuning(profile: SearchProfile, target: Path, *, dry_run: bool, overridden: list[str]) -> None:
+    table = Table("mode", "fusion", "nDCG@10 (choosing half)", "nDCG@10 (checking half)", box=None)
+    for m in profile.measured:
+        mark = "  ← chosen" if (m.mode, m.fusion) == (profile.mode, profile.fusion) else ""
+        table.add_row(
+            m.mode, m.fusion if m.mode == "hybrid" else "", f"{m.tune_ndcg:.3f}", f"{m.check_ndcg:.3f}{mark}"
+        )
+    out.print(f"{profile.labels} labelled questions, split in two halves:")
+    out.print(table)
+    kept = f"{profile.mode}" + (f" with {profile.fusion} fusion" if profile.mode == "hybrid" else "")
+    if dry_run:
+        out.print(f"Best: {kept}. Nothing kept (--dry-run).")
+    else:
+        out.print(f"Kept: {kept}, in {target}.")
+    for name in overridden:
+        out.print(
+            f"[yellow]BASTION_RETRIEVAL_{name.upper()} is set and still wins over the tuned {name}.[/yellow]"
+        )
 
 
 @app.command("list")

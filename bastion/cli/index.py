@@ -189,7 +189,10 @@ def search(
     groups: str | None = GROUPS_OPTION,
     limit: int = typer.Option(5, "--limit", "-n", min=1, max=100, help="How many passages."),
     mode: str | None = typer.Option(
-        None, "--mode", help="hybrid (dense + BM25, fused), dense or sparse. Default: the setting."
+        None,
+        "--mode",
+        help="hybrid (dense + BM25, fused), dense or sparse. Default: the setting, else what "
+        "`bastion eval tune` measured best for the collection, else hybrid.",
     ),
     by: str = typer.Option(
         "chunk", "--by", help="chunk: passages; document: documents, each with its best passages."
@@ -208,7 +211,7 @@ def search(
     who = principal(s, user, groups)
     if not query.strip():
         raise typer.BadParameter("the query is empty", param_hint="QUERY")
-    chosen = _mode(mode or s.retrieval.mode)
+    asked = _mode(mode) if mode else None
     if by not in ("chunk", "document"):
         raise typer.BadParameter(f"{by!r}: use chunk or document", param_hint="--by")
     filters = SearchFilters(
@@ -221,6 +224,7 @@ def search(
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store:
         retriever = make_retriever(s, embedder, store)
+        chosen = asked or retriever.mode
         if by == "document":
             documents = retriever.search_documents(query, who, limit=limit, mode=chosen, filters=filters)
             _show_documents(documents, chosen, as_json)

@@ -94,7 +94,7 @@ def test_another_group_never_sees_these_documents(api: Api) -> None:
         json={"query": "CCTV footage retention", "limit": 10},
         headers={"Authorization": f"Bearer {api.keys['mallory']}"},
     )
-    assert found.status_code == 200 and found.json()["results"] == []
+    assert found.status_code == 200 and found.json() == {"mode": "hybrid", "results": []}
     insider = httpx.post(
         f"{api.url}/v1/search",
         json={"query": "CCTV footage retention", "limit": 3},
