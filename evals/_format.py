@@ -25,6 +25,10 @@ SUITE_BLURBS: dict[str, str] = {
         where=", for the questions of Python's FAQ searched across all of Python's documentation "
         "(the answer is the FAQ section itself, indexed without its question)"
     ),
+    "retrieval-code": _RETRIEVAL.format(
+        where=", for developers' questions about the source code of the Python library rich (the answer "
+        "is the file that implements it), many asked in plain words without the code's own names"
+    ),
     "grounding": (
         "The share of answers whose every citation is found word for word at the cited place in its "
         "source, and how often the assistant declines to answer when the document holding the answer "

@@ -100,9 +100,13 @@ def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
         try:
             details["chunks"] = store.count()
             for mode in context.modes:
-                per_query = _run_mode(context, retriever, names, queries, mode, used.name)
+                per_query, per_document = _run_mode(context, retriever, names, queries, mode, used.name)
                 for name in ("ndcg@10", "recall@1", "recall@5", "recall@10", "mrr"):
                     metrics.append(mean_metric(f"{mode}/{name}", [s[name] for s in per_query]))
+                # Documents ranked as `bastion search --by document` ranks them (Retriever.search_documents).
+                for name in ("ndcg@10", "recall@10", "mrr"):
+                    values = [s[name] for s in per_document]
+                    metrics.append(mean_metric(f"{mode}-by-document/{name}", values))
                 series.append(
                     Series(
                         chart="Recall@k",
@@ -147,15 +151,19 @@ def _run_mode(
     queries: list[Query],
     mode: SearchMode,
     corpus: str,
-) -> list[dict[str, float]]:
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """Per-query scores with documents ranked by their best chunk, and as `search_documents` ranks
+    them (best chunk plus a decayed sum of the others)."""
     context.progress.start(f"{corpus}: {len(queries)} queries, {mode}", len(queries))
-    results = []
+    by_chunk, by_document = [], []
     for query in queries:
         hits = retriever.search(query.text, READER, limit=SEARCH_DEPTH, mode=mode)
         ranked = list(dict.fromkeys(names[Path(h.chunk.source).as_posix()] for h in hits))
-        results.append(scores(ranked, query.relevant))
+        by_chunk.append(scores(ranked, query.relevant))
+        documents = retriever.search_documents(query.text, READER, limit=max(CURVE_KS), mode=mode)
+        by_document.append(scores([names[Path(d.source).as_posix()] for d in documents], query.relevant))
         context.progress.advance()
-    return results
+    return by_chunk, by_document
 
 
 def _suite(name: str, load: Callable[[Path], Corpus]) -> Callable[[EvalContext], EvalResult]:
