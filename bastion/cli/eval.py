@@ -311,10 +311,9 @@ def _print_tuning(profile: SearchProfile, target: Path, *, dry_run: bool, overri
         out.print(f"Best: {kept}. Nothing kept (--dry-run).")
     else:
         out.print(f"Kept: {kept}, in {target}.")
+    variables = {"mode": "BASTION_RETRIEVAL_MODE", "fusion": "BASTION_RETRIEVAL_FUSION"}
     for name in overridden:
-        out.print(
-            f"[yellow]BASTION_RETRIEVAL_{name.upper()} is set and still wins over the tuned {name}.[/yellow]"
-        )
+        out.print(f"[yellow]{variables[name]} is set and still wins over the tuned {name}.[/yellow]")
 
 
 @app.command("list")
