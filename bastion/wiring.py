@@ -127,11 +127,11 @@ def make_indexer(settings: Settings, embedder: Embedder, store: VectorStore, man
     )
 
 
-def search_profile(settings: Settings) -> SearchProfile:
+def search_profile(settings: Settings, *, tuned: bool = True) -> SearchProfile:
     """How the collection is searched: a mode or fusion set explicitly, else what `bastion eval tune`
-    stored for the collection, else the defaults (hybrid, DBSF)."""
+    stored for the collection (unless `tuned` is False), else the defaults (hybrid, DBSF)."""
     r = settings.retrieval
-    stored = load_profile(settings.files.search_profile(r.collection)) or DEFAULT_PROFILE
+    stored = (load_profile(settings.files.search_profile(r.collection)) if tuned else None) or DEFAULT_PROFILE
     return stored.model_copy(update={"mode": r.mode or stored.mode, "fusion": r.fusion or stored.fusion})
 
 
@@ -308,11 +308,7 @@ async def build_code_agent(
         store = QdrantStore.in_memory(dimension=embedder.dimension)
         Indexer(embedder, store).index([root / path for path in files], owner=owner)
         # A throw-away index of code: the collection's tuned profile is about other documents.
-        r = settings.retrieval
-        profile = DEFAULT_PROFILE.model_copy(
-            update={"mode": r.mode or DEFAULT_PROFILE.mode, "fusion": r.fusion or DEFAULT_PROFILE.fusion}
-        )
-        return make_retriever(settings, embedder, store, profile=profile)
+        return make_retriever(settings, embedder, store, profile=search_profile(settings, tuned=False))
 
     context = settings.agent.context_tokens
     if context is None:

@@ -34,6 +34,7 @@ from bastion.wiring import (
     model_url,
     open_manifest,
     open_store,
+    search_profile,
 )
 from evals import (
     ALL_MODES,
@@ -185,7 +186,7 @@ def run_command(
             limit=limit,
             modes=modes,
             chunk_tokens=s.retrieval.chunk_tokens,
-            fusion=s.retrieval.fusion or "dbsf",  # the suites' own corpora: no tuned profile
+            fusion=search_profile(s, tuned=False).fusion,  # the suites' own corpora, not the collection
             model_url=url,
             qa_factory=qa_factory if url else None,
             router=make_router(s, embedder),

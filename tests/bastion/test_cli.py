@@ -23,13 +23,22 @@ took over 300 s with a third heavy job on the same two cores, and failed for tha
 
 
 def bastion(
-    *args: str, data_dir: Path, model_url: str | None = None, timeout_s: float = HANG_S
+    *args: str,
+    data_dir: Path,
+    model_url: str | None = None,
+    timeout_s: float = HANG_S,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_LOCAL_AUTO_START": "false"}
+    full = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_LOCAL_AUTO_START": "false"}
     if model_url:
-        env["BASTION_MODEL_URL"] = model_url
+        full["BASTION_MODEL_URL"] = model_url
     return subprocess.run(
-        [BASTION, *args], capture_output=True, text=True, env=env, timeout=timeout_s, check=False
+        [BASTION, *args],
+        capture_output=True,
+        text=True,
+        env={**full, **(env or {})},
+        timeout=timeout_s,
+        check=False,
     )
 
 

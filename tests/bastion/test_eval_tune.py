@@ -6,27 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from evals._answers import policy_questions
-from tests.bastion.test_cli import BASTION, CORPUS, HANG_S
-
-
-def bastion(
-    *args: str, data_dir: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {
-        **os.environ,
-        "BASTION_DATA_DIR": str(data_dir),
-        "BASTION_LOCAL_AUTO_START": "false",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [BASTION, *args], capture_output=True, text=True, env=full, timeout=HANG_S, check=False
-    )
+from tests.bastion.test_cli import CORPUS, bastion
 
 
 @pytest.fixture(scope="module")
