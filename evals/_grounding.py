@@ -116,7 +116,7 @@ async def grounding(context: EvalContext) -> EvalResult:
         try:
             loaded = load_documents([Path(tmp) / "docs"]).documents
             texts = {d.source: d.text for d in loaded}
-            ids = {d.source: names[Path(d.source).name] for d in loaded}
+            ids = {d.source: names[Path(d.source).as_posix()] for d in loaded}
             async with context.qa_agent(retriever) as agent:
                 outcomes = await _ask_all(context, agent, answerable, withheld, texts, ids)
         finally:
