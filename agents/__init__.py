@@ -18,10 +18,14 @@ from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
 from agents._quotes import content_words
 from agents._repo import RepoFile, scan
 from agents._router import RouteDecision, Router, Step, StepRecord, route_effort, start_easy
+from agents._search_assist import Assist, AssistedHits, AssistOptions, SearchAssist
 
 __all__ = [
     "REFUSAL",
     "AgentError",
+    "Assist",
+    "AssistOptions",
+    "AssistedHits",
     "ChatAgent",
     "ChatEvent",
     "ChatOptions",
@@ -42,6 +46,7 @@ __all__ = [
     "RouteDecision",
     "Router",
     "RouterModel",
+    "SearchAssist",
     "Step",
     "StepRecord",
     "ThreadAccessError",

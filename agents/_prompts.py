@@ -18,4 +18,12 @@ def render(name: str, **values: object) -> str:
     return template(name).substitute({k: str(v) for k, v in values.items()}).strip()
 
 
-TEMPLATES = ("qa_system", "qa_turn", "qa_passage", "qa_rewrite", "qa_verify")
+TEMPLATES = (
+    "qa_system",
+    "qa_turn",
+    "qa_passage",
+    "qa_rewrite",
+    "qa_verify",
+    "search_expand",
+    "search_rerank",
+)

@@ -32,7 +32,8 @@ from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, v
 from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
 from agents._quotes import SUPPORT_THRESHOLD
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
-from retrieval import Chunk, Principal, Retriever, SearchMode
+from agents._search_assist import AssistOptions, SearchAssist
+from retrieval import Chunk, Principal, Retriever, SearchHit, SearchMode
 from serving import ChatClient, ChatRequest, ChatResult, Effort, Message, Usage
 
 REFUSAL = "Not found in the documents you can access."
@@ -52,6 +53,8 @@ class QAOptions(BaseModel):
     # 1.5B local model it declined none of 65 answers (docs/answer-quality.md); on for a stronger model.
     verify: bool = False
     support_threshold: float = SUPPORT_THRESHOLD  # below it a claim is unsupported (agents/_quotes.py)
+    # Model-assisted search (agents/_search_assist.py): off unless the suites showed it pays.
+    assist: AssistOptions = AssistOptions()
 
 
 class QAResult(BaseModel):
@@ -223,26 +226,48 @@ class QAAgent:
 
     async def _retrieve(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         started = time.perf_counter()
+        assist = self.options.assist
+        steps, flags = list(state["steps"]), list(state["flags"])
         # The rewrite widens recall and never narrows it: a small model's rewrite can drift, so the
-        # question as asked is searched too and the two result lists are interleaved.
+        # question as asked is searched too and the result lists are interleaved; so is the model's
+        # passage in the documents' words when expansion is on.
         queries = list(dict.fromkeys([state["search_query"], state["question"]]))
+        searcher = SearchAssist(self.client, self.retriever, assist)
+        if assist.expand:
+            passage, step = await searcher.expand(
+                state["search_query"], cache_salt=runtime.context.cache_salt
+            )
+            steps.append(step.model_dump())
+            if passage:
+                queries.insert(0, f"{state['search_query']}\n{passage}")
+            else:
+                flags.append("expand_failed")
+        wanted = max(self.options.top_k, assist.candidates) if assist.rerank else self.options.top_k
         lists = [
             await asyncio.to_thread(
                 self.retriever.search,
                 query,
                 runtime.context.principal,
-                limit=self.options.top_k,
+                limit=wanted,
                 mode=self.options.mode,
             )
             for query in queries
         ]
-        hits: dict[str, Chunk] = {}
-        for rank in range(self.options.top_k):
+        merged: dict[str, SearchHit] = {}
+        for rank in range(wanted):
             for found in lists:
-                if rank < len(found) and len(hits) < self.options.top_k:
+                if rank < len(found) and len(merged) < wanted:
                     hit = found[rank]
                     if self.options.mode != "dense" or hit.score >= self.options.min_score:
-                        hits.setdefault(hit.chunk.chunk_id, hit.chunk)
+                        merged.setdefault(hit.chunk.chunk_id, hit)
+        ordered = list(merged.values())
+        if assist.rerank and len(ordered) > 1:
+            ordered, step, ok = await searcher.rerank(
+                state["search_query"], ordered, cache_salt=runtime.context.cache_salt
+            )
+            steps.append(step.model_dump())
+            flags += [] if ok else ["rerank_failed"]
+        hits = {h.chunk.chunk_id: h.chunk for h in ordered[: self.options.top_k]}
         # Number each chunk once per thread; show it again only when the turn that showed it has
         # left the transcript window.
         evidence = state.get("evidence") or []
@@ -264,6 +289,8 @@ class QAAgent:
             "retrieved": retrieved,
             "introduced": introduced,
             "timings": {**state["timings"], "retrieve_ms": elapsed},
+            "steps": steps,
+            "flags": flags,
         }
 
     async def _answer(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:

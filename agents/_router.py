@@ -48,10 +48,12 @@ def route_effort(question: str) -> RouteDecision:
 
 
 Router = Callable[[str], RouteDecision]
-Step = Literal["rewrite", "answer", "verify", "code", "chat"]
+Step = Literal["rewrite", "expand", "rerank", "answer", "verify", "code", "chat"]
 
 _EASY_STEPS: dict[Step, str] = {
     "rewrite": "query rewriting is an easy step",
+    "expand": "writing a search passage is an easy step",
+    "rerank": "ordering a few passages is an easy step",
     "verify": "a yes/no check of an answer against its quotes is an easy step",
 }
 

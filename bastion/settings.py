@@ -120,6 +120,19 @@ class AgentSettings(_Section):
         default=False,
         description="after the checks, ask the model whether the quoted text answers the question",
     )
+    search_expand: bool = Field(
+        default=False,
+        description="QA: the model writes a passage in the documents' words, searched with the question "
+        "(one extra model call per turn; docs/evaluation.md has what it gained)",
+    )
+    search_rerank: bool = Field(
+        default=False,
+        description="QA: the model orders the top search candidates before the answer sees them "
+        "(one extra model call per turn)",
+    )
+    rerank_candidates: int = Field(
+        default=10, ge=2, le=30, description="QA: how many search candidates the model orders"
+    )
     context_tokens: int | None = Field(
         default=None,
         gt=0,

@@ -22,6 +22,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from qdrant_client import QdrantClient
 
 from agents import (
+    AssistOptions,
     ChatAgent,
     ChatOptions,
     CodeAgent,
@@ -253,6 +254,11 @@ def configured_qa_agent(
     options = QAOptions(
         escalate=strategy == "escalate" and not easy,
         verify=settings.agent.verify_answers,
+        assist=AssistOptions(
+            expand=settings.agent.search_expand,
+            rerank=settings.agent.search_rerank,
+            candidates=settings.agent.rerank_candidates,
+        ),
         top_k=settings.retrieval.top_k,
         mode=retriever.mode,
         min_score=settings.retrieval.min_score,

@@ -1,6 +1,7 @@
 """Evaluation: suites on third-party data, Bastion's benchmarks, one versioned result format, reports
 and comparisons. Sits on top of every other layer; only the `bastion` command line imports it."""
 
+from evals._assisted import VARIANTS, check_variants
 from evals._bench import benches, run_bench
 from evals._compare import Comparison, Row, compare
 from evals._context import ALL_MODES, EvalContext, NoProgress, Progress
@@ -16,6 +17,7 @@ __all__ = [
     "ALL_MODES",
     "SCHEMA",
     "SUITES",
+    "VARIANTS",
     "Comparison",
     "Corpus",
     "DataVersion",
@@ -35,6 +37,7 @@ __all__ = [
     "Suite",
     "UsageError",
     "benches",
+    "check_variants",
     "compare",
     "load_labels",
     "load_result",

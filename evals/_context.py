@@ -57,6 +57,11 @@ class EvalContext:
     judge_model: str | None = None
     judge_api_key: str | None = None
     concurrency: int = 2  # questions in flight against the model server
+    # Model-assisted search variants the retrieval suites also measure (evals/_assisted.py), on the
+    # first `assist_limit` of their queries: each model call costs seconds on a CPU.
+    assists: tuple[str, ...] = ()
+    assist_limit: int | None = None
+    client_factory: Callable[[], AbstractAsyncContextManager[ChatClient]] | None = None
     seed: int = 0
     progress: Progress = field(default_factory=NoProgress)
     settings: dict[str, Any] = field(default_factory=dict)  # recorded in every result
@@ -88,6 +93,16 @@ class EvalContext:
             notes=notes,
             details=details,
         )
+
+    def chat_client(self) -> AbstractAsyncContextManager[ChatClient]:
+        """A client of the model under test, as the caller configured it (else a plain one)."""
+        if self.client_factory is not None:
+            return self.client_factory()
+        if self.model_url is None:
+            raise UsageError(
+                "this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one"
+            )
+        return ChatClient(self.model_url)
 
     def qa_agent(self, retriever: Retriever) -> AbstractAsyncContextManager[QAAgent]:
         if self.qa_factory is not None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import random
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from evals._assisted import assisted_metrics
 from evals._context import EvalContext
 from evals._corpora import Corpus, Query, banking_corpus, code_corpus, cwe_corpus, python_faq_corpus
 from evals._errors import DatasetError, UsageError
@@ -88,7 +89,7 @@ def index_corpus(
     return Retriever(context.embedder, store, fusion=context.fusion), store, names
 
 
-def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
+async def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
     started = now()
     queries = sample_queries(corpus.queries, context.limit, context.seed)
     used = corpus.subset(queries, max_documents=index_limit(context.limit))
@@ -120,6 +121,18 @@ def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
                         y_label="recall",
                     )
                 )
+                if context.assists:
+                    metrics += await assisted_metrics(
+                        context,
+                        retriever,
+                        lambda query, sources: _score_sources(names, query, sources),
+                        queries,
+                        per_query,
+                        mode,
+                        reader=READER,
+                        depth=SEARCH_DEPTH,
+                        corpus=used.name,
+                    )
         finally:
             store.close()
     notes = [
@@ -139,6 +152,8 @@ def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResult:
         notes=notes,
         details=details,
         modes=list(context.modes),
+        assists=list(context.assists),
+        assist_limit=context.assist_limit,
         chunk_tokens=context.chunk_tokens,
         fusion=context.fusion,
     )
@@ -158,17 +173,21 @@ def _run_mode(
     by_chunk, by_document = [], []
     for query in queries:
         hits = retriever.search(query.text, READER, limit=SEARCH_DEPTH, mode=mode)
-        ranked = list(dict.fromkeys(names[Path(h.chunk.source).as_posix()] for h in hits))
-        by_chunk.append(scores(ranked, query.relevant))
+        by_chunk.append(_score_sources(names, query, [Path(h.chunk.source) for h in hits]))
         documents = retriever.search_documents(query.text, READER, limit=max(CURVE_KS), mode=mode)
         by_document.append(scores([names[Path(d.source).as_posix()] for d in documents], query.relevant))
         context.progress.advance()
     return by_chunk, by_document
 
 
-def _suite(name: str, load: Callable[[Path], Corpus]) -> Callable[[EvalContext], EvalResult]:
-    def run(context: EvalContext) -> EvalResult:
-        return evaluate(context, name, load(context.cache_dir))
+def _score_sources(names: dict[str, str], query: Query, sources: list[Path]) -> dict[str, float]:
+    """A query's scores from its hits' source files, best first (a document ranks by its best chunk)."""
+    return scores(list(dict.fromkeys(names[p.as_posix()] for p in sources)), query.relevant)
+
+
+def _suite(name: str, load: Callable[[Path], Corpus]) -> Callable[[EvalContext], Awaitable[EvalResult]]:
+    async def run(context: EvalContext) -> EvalResult:
+        return await evaluate(context, name, load(context.cache_dir))
 
     run.__name__ = name.replace("-", "_")
     return run

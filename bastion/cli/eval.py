@@ -43,6 +43,7 @@ from evals import (
     EvalContext,
     EvalResult,
     benches,
+    check_variants,
     compare,
     load_labels,
     load_result,
@@ -158,6 +159,14 @@ def run_command(
     ),
     judge_model: str | None = typer.Option(None, "--judge-model", help="The judge's `model` field."),
     judge_api_key: str | None = typer.Option(None, "--judge-api-key", envvar="BASTION_JUDGE_API_KEY"),
+    assist: list[str] = typer.Option(
+        [],
+        "--assist",
+        help="Also measure model-assisted search in the retrieval suites: expand, rerank, expand+rerank.",
+    ),
+    assist_limit: int | None = typer.Option(
+        None, "--assist-limit", min=1, help="Queries the --assist variants ask (the first N of the suite's)."
+    ),
     concurrency: int = typer.Option(2, "--concurrency", min=1, max=64, help="Questions in flight at once."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (the same seed picks the same questions)."),
     as_json: bool = JSON_OPTION,
@@ -166,10 +175,11 @@ def run_command(
     s = get_settings(ctx)
     chosen = resolve(suites)
     modes = _modes(mode)
+    assists = check_variants(assist)
     before = _load_all(baseline) if baseline else None
     target = out_dir or _default_out(s)
     embedder = make_embedder(s)
-    url = model_url(s, say) if any(suite.needs_model for suite in chosen) else None
+    url = model_url(s, say) if assists or any(suite.needs_model for suite in chosen) else None
 
     @asynccontextmanager
     async def qa_factory(retriever: Retriever) -> AsyncIterator[QAAgent]:
@@ -193,6 +203,9 @@ def run_command(
             judge_url=judge_url,
             judge_model=judge_model,
             judge_api_key=judge_api_key,
+            assists=assists,
+            assist_limit=assist_limit,
+            client_factory=(lambda: chat_client(s, url)) if url else None,
             concurrency=concurrency,
             seed=seed,
             progress=bar,
