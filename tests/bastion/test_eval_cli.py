@@ -115,6 +115,12 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     assert legacy.returncode != 0 and "no `schema` field" in legacy.stderr
     mode = bastion("eval", "retrieval-cwe", "--mode", "fuzzy", data_dir=tmp_path)
     assert mode.returncode == 2 and "fuzzy" in mode.stderr
+    assist = bastion("eval", "retrieval-cwe", "--assist", "magic", data_dir=tmp_path)
+    assert (
+        assist.returncode == 2
+        and "unknown --assist 'magic'" in assist.stderr
+        and "expand+rerank" in assist.stderr
+    )
 
 
 def test_bench_through_the_same_entry_point(tmp_path: Path) -> None:
@@ -158,3 +164,39 @@ def test_model_suites_against_the_local_server_with_it_as_the_judge(llm_url: str
     assert cache.metric("qa/bastion/cached_share").value > 0.5
     assert cache.metric("code/bastion/cached_share").value > 0.5
     assert len([s for s in cache.series if s.label == "bastion"]) == 2
+
+
+@pytest.mark.llm
+def test_model_assisted_search_is_measured_against_plain_search_on_the_same_queries(
+    llm_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    done = bastion(
+        "eval",
+        "retrieval-cwe",
+        "--limit",
+        "3",
+        "--mode",
+        "hybrid",
+        "--assist",
+        "expand+rerank",
+        "--assist-limit",
+        "2",
+        "--out",
+        str(out),
+        data_dir=tmp_path / "data",
+        model_url=llm_url,
+        timeout_s=LONG_RUN_S,
+    )
+    assert done.returncode == 0, done.stderr
+    result = load_result(out / "retrieval-cwe.json")
+    assert result.settings["assists"] == ["expand+rerank"] and result.settings["assist_limit"] == 2
+    assert result.metric("hybrid/ndcg@10").n == 3
+    assisted = result.metric("hybrid+expand+rerank/ndcg@10")
+    assert assisted.n == 2 and 0 <= assisted.value <= 1
+    gain = result.metric("hybrid+expand+rerank/ndcg@10_gain")
+    assert gain.n == 2 and -1 <= gain.value <= 1 and gain.ci_low is not None
+    # Both model calls were made and counted: the expansion's prompt and the candidates' prompt.
+    assert result.metric("hybrid+expand+rerank/prompt_tokens").value > 200
+    assert result.metric("hybrid+expand+rerank/completion_tokens").value > 0
+    assert result.metric("hybrid+expand+rerank/latency_ms").value > 0
