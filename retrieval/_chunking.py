@@ -30,6 +30,7 @@ class Section:
     title: str = ""  # a path such as "Policy > Passwords" or "class Vault > def open"
     page: int | None = None
     kind: Literal["prose", "code"] = "prose"
+    summary: str = ""  # code: the unit's qualified name and its docstring's first paragraph
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Span:
     end: int
     title: str
     page: int | None = None
+    summary: str = ""
 
 
 def markdown_sections(text: str) -> list[Section]:
@@ -77,10 +79,10 @@ def chunk_text(
                     current = (current[0], end)
                     continue
                 if current is not None:
-                    chunks.append(Span(*current, section.title, section.page))
+                    chunks.append(Span(*current, section.title, section.page, section.summary))
                 current = (start, end)
         if current is not None:
-            chunks.append(Span(*current, section.title, section.page))
+            chunks.append(Span(*current, section.title, section.page, section.summary))
     return chunks
 
 

@@ -33,9 +33,10 @@ def document_title(text: str, source: str, doc_type: str) -> str:
     return PurePath(source).stem
 
 
-def context_header(title: str, path: str, page: int | None) -> str:
+def context_header(title: str, path: str, page: int | None, summary: str = "") -> str:
     """ "Title > Heading > Subheading (page 3)" for a chunk under heading `path`: the path already
-    starts with the title when the document opens with its top heading, so it is not repeated."""
+    starts with the title when the document opens with its top heading, so it is not repeated. Code
+    adds a second line: the unit's qualified name and its docstring's first paragraph."""
     if not path:
         header = title
     elif path.startswith(title) or title.startswith(path):
@@ -43,7 +44,8 @@ def context_header(title: str, path: str, page: int | None) -> str:
     else:
         header = f"{title} > {path}"
     header = header[:_MAX_HEADER_CHARS]
-    return f"{header} (page {page})" if page else header
+    header = f"{header} (page {page})" if page else header
+    return f"{header}\n{summary}" if summary else header
 
 
 def indexed_text(chunk: Chunk) -> str:

@@ -202,6 +202,9 @@ def _heading_level(style: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+_MAX_SUMMARY_CHARS = 200
+
+
 def python(data: bytes, name: str) -> Extracted:
     """Functions and classes as units (methods too when a class is large); the rest as module code."""
     text = decode_text(data)
@@ -212,36 +215,47 @@ def python(data: bytes, name: str) -> Extracted:
     line_starts = [0]
     for line in text.splitlines(keepends=True):
         line_starts.append(line_starts[-1] + len(line))
-    units: list[tuple[int, int, str]] = []
+    units: list[tuple[int, int, str, str]] = []
 
     def offset(lineno: int) -> int:
         return line_starts[min(lineno - 1, len(line_starts) - 1)]
 
-    def visit(nodes: list[ast.stmt], prefix: str) -> None:
+    def visit(nodes: list[ast.stmt], prefix: str, owners: str) -> None:
         for node in nodes:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 start, end = offset(first), offset((node.end_lineno or node.lineno) + 1)
                 kind = "class" if isinstance(node, ast.ClassDef) else "def"
                 title = f"{prefix}{kind} {node.name}"
+                summary = _summary(f"{owners}{node.name}", node)
                 if isinstance(node, ast.ClassDef) and end - start > 4000:
                     body_start = offset(node.body[0].lineno) if node.body else end
-                    units.append((start, body_start, title))
-                    visit(node.body, f"{title} > ")
+                    units.append((start, body_start, title, summary))
+                    visit(node.body, f"{title} > ", f"{owners}{node.name}.")
                 else:
-                    units.append((start, end, title))
+                    units.append((start, end, title, summary))
 
-    visit(tree.body, "")
+    visit(tree.body, "", "")
     sections, position = [], 0
-    for start, end, title in sorted(units):
+    for start, end, title, summary in sorted(units):
         if start > position and text[position:start].strip():
             sections.append(Section(position, start, "module", kind="code"))
         if start >= position:
-            sections.append(Section(start, end, title, kind="code"))
+            sections.append(Section(start, end, title, kind="code", summary=summary))
             position = end
     if position < len(text) and text[position:].strip():
         sections.append(Section(position, len(text), "module", kind="code"))
     return Extracted(text, sections or [Section(0, len(text), "module", kind="code")])
+
+
+def _summary(qualname: str, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:
+    """`Console.print: Print to the console.`: the dotted name a user types and what the docstring's
+    first paragraph says the unit does, for matching questions that name neither file nor class."""
+    doc = ast.get_docstring(node) or ""
+    first = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    if len(first) > _MAX_SUMMARY_CHARS:
+        first = first[:_MAX_SUMMARY_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"{qualname}: {first}" if first else qualname
 
 
 def code(data: bytes, name: str) -> Extracted:

@@ -87,7 +87,7 @@ def plan_chunks(
     for position, span in enumerate(spans):
         text = document.text[span.start : span.end]
         sha = hashlib.sha256(text.encode()).hexdigest()
-        header = context_header(title, span.title, span.page)
+        header = context_header(title, span.title, span.page, span.summary)
         chunks.append(
             Chunk(
                 chunk_id=point_id(document.source, position, sha, acl, header),

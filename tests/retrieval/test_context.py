@@ -39,6 +39,36 @@ def test_titles_and_headers_say_where_a_chunk_lives() -> None:
         "pkg/mod.py > class Vault > def open(self)"
     )
     assert len(context_header("T" * 500, "H" * 500, None)) <= 160
+    assert context_header("pkg/mod.py", "class Vault > def open", None, "Vault.open: Open it.") == (
+        "pkg/mod.py > class Vault > def open\nVault.open: Open it."
+    )
+
+
+def test_a_method_is_found_by_what_its_docstring_says_and_cited_without_it(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, store: EdgeStore
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    methods = "\n".join(f"    def step_{n}(self):\n        return self.value + {n}\n" for n in range(100))
+    source = (
+        "class Ledger:\n"
+        f"{methods}\n"
+        "    def settle(self, other):\n"
+        '        """Transfer the outstanding balance to another account.\n\n'
+        '        Raises when the books do not balance."""\n'
+        + "".join(f"        other.entries.append(self.entries.pop({n}))\n" for n in range(40))
+        + "        return other\n"
+    )
+    (repo / "ledger.py").write_text(source)
+    Indexer(embedder, store).index([repo], owner="local")
+    hit = Retriever(embedder, store).search("move money owed to a different account", OPERATOR, limit=1)[0]
+    assert hit.chunk.title == "class Ledger > def settle"
+    assert hit.chunk.context.endswith("Ledger.settle: Transfer the outstanding balance to another account.")
+    assert source[hit.chunk.start : hit.chunk.end] == hit.chunk.text
+    # The method's later chunks, whose text has no docstring, are indexed with it too.
+    found = Retriever(embedder, store).search("entries append pop", OPERATOR, limit=20, mode="sparse")
+    later = [h.chunk for h in found if h.chunk.title.endswith("settle") and "Transfer" not in h.chunk.text]
+    assert later and all(c.context.endswith("another account.") for c in later)
 
 
 def test_a_chunk_deep_in_a_document_is_found_by_its_documents_title_and_cited_exactly(

@@ -72,6 +72,11 @@ def test_python_functions_and_classes_are_units(tmp_path: Path) -> None:
     assert titled["class Vault"].startswith("class Vault:") and "async def sync" in titled["class Vault"]
     assert "LIMIT = 3" in titled["module"]
     assert all(s.kind == "code" for s in doc.sections)
+    # Each unit carries its dotted name and its docstring's first paragraph, for the header.
+    summaries = {s.title: s.summary for s in doc.sections}
+    assert summaries["def open_vault"] == "open_vault: Open the vault at path."
+    assert summaries["class Vault"] == "Vault: A password vault."
+    assert summaries["module"] == ""
     joined = "".join(doc.text[s.start : s.end] for s in doc.sections)
     assert joined.split() == PYTHON.split(), "the units cover all the code, in order"
 
