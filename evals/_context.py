@@ -65,6 +65,8 @@ class EvalContext:
     seed: int = 0
     progress: Progress = field(default_factory=NoProgress)
     settings: dict[str, Any] = field(default_factory=dict)  # recorded in every result
+    # What indexing each corpus cost (ingest_s, index_mb), for the suites' details.
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
     # Taken when the run starts: the code that runs is the code loaded then, whatever is committed later.
     provenance: Provenance = field(default_factory=Provenance.here)
 

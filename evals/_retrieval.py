@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -82,9 +83,16 @@ def index_corpus(
         elif event.kind == "indexed":
             context.progress.advance(event.chunks)
 
+    started = time.perf_counter()
     Indexer(context.embedder, store, chunk_tokens=context.chunk_tokens).index(
         [root / "docs"], owner=READER.user, progress=on_event
     )
+    context.costs[corpus.name] = {
+        "ingest_s": round(time.perf_counter() - started, 1),
+        "index_mb": round(
+            sum(f.stat().st_size for f in (root / "index").rglob("*") if f.is_file()) / 2**20, 2
+        ),
+    }
     names = {(root / "docs" / name).resolve().as_posix(): doc_id for name, doc_id in names.items()}
     return Retriever(context.embedder, store, fusion=context.fusion), store, names
 
@@ -100,6 +108,7 @@ async def evaluate(context: EvalContext, suite: str, corpus: Corpus) -> EvalResu
         retriever, store, names = index_corpus(context, used, Path(tmp))
         try:
             details["chunks"] = store.count()
+            details.update(context.costs.get(used.name, {}))
             for mode in context.modes:
                 per_query, per_document = _run_mode(context, retriever, names, queries, mode, used.name)
                 for name in ("ndcg@10", "recall@1", "recall@5", "recall@10", "mrr"):
