@@ -53,7 +53,7 @@ def test_retrieval_suites_write_versioned_results_and_a_report(retrieval_run: Pa
         result = load_result(retrieval_run / f"{suite}.json")
         assert result.settings["limit"] == 2 and result.settings["modes"] == ["sparse", "hybrid"]
         assert result.data and all(d.version and d.sha256 for d in result.data)
-        assert result.details["ingest_s"] > 0 and result.details["index_mb"] > 0  # the ablation's cost columns
+        assert result.details["ingest_s"] > 0 and result.details["index_mb"] > 0  # ablation costs
         for mode in ("sparse", "hybrid"):
             for name in ("ndcg@10", "recall@1", "recall@5", "recall@10", "mrr"):
                 metric = result.metric(f"{mode}/{name}")
