@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents._prompts import render
 from agents._router import StepRecord, decide, route_effort
 from retrieval import Principal, Retriever, SearchHit, SearchMode
-from serving import ChatClient, ChatRequest, ChatResult, JsonSchema, Message
+from serving import (
+    ChatClient,
+    ChatRequest,
+    ChatResult,
+    JsonSchema,
+    Message,
+    ResponseError,
+    ServerError,
+    TimeoutError,
+    Usage,
+)
+
+# A step that fails this way leaves the plain search in place (flagged): the assist is an improvement,
+# never a reason for a search to fail. A server that cannot be reached, or a request it rejects, is
+# still raised: those are the operator's to fix, and the answer step would meet them next anyway.
+_STEP_FAILURES = (TimeoutError, ServerError, ResponseError)
 
 Assist = Literal["expand", "rerank"]
 
@@ -103,47 +119,57 @@ class SearchAssist:
         return AssistedHits(hits=hits[:limit], query=query, steps=steps, flags=flags)
 
     async def expand(self, question: str, *, cache_salt: str | None = None) -> tuple[str, StepRecord]:
-        """A short passage in the documents' vocabulary that would answer `question` ("" if none)."""
-        result = await self.client.complete(
-            ChatRequest(
-                messages=[Message(role="user", content=render("search_expand", question=question))],
-                reasoning_effort="none",
-                max_tokens=self.options.expansion_tokens,
-                temperature=0.0,
-                cache_salt=cache_salt,
+        """A short passage in the documents' vocabulary that would answer `question` ("" if none, or
+        if the model timed out or failed)."""
+        started = time.perf_counter()
+        try:
+            result = await self.client.complete(
+                ChatRequest(
+                    messages=[Message(role="user", content=render("search_expand", question=question))],
+                    reasoning_effort="none",
+                    max_tokens=self.options.expansion_tokens,
+                    temperature=0.0,
+                    cache_salt=cache_salt,
+                )
             )
-        )
-        return " ".join(result.content.split()), _step("expand", result)
+        except _STEP_FAILURES:
+            return "", _step("expand", None, started)
+        return " ".join(result.content.split()), _step("expand", result, started)
 
     async def rerank(
         self, question: str, hits: list[SearchHit], *, cache_salt: str | None = None
     ) -> tuple[list[SearchHit], StepRecord, bool]:
         """`hits` with the top candidates in the model's order; unchanged, with ok=False, when its
-        reply is not a ranking."""
+        reply is not a ranking or the model timed out or failed."""
         top = hits[: self.options.candidates]
         passages = "\n\n".join(
             f"[{n}] {h.chunk.title or 'untitled'}: {_head(h.chunk.text, self.options.passage_chars)}"
             for n, h in enumerate(top, start=1)
         )
-        result = await self.client.complete(
-            ChatRequest(
-                messages=[
-                    Message(
-                        role="user", content=render("search_rerank", question=question, passages=passages)
-                    )
-                ],
-                reasoning_effort="none",
-                max_tokens=12 + 5 * len(top),  # digits, commas and spaces
-                temperature=0.0,
-                response_format=rerank_schema(len(top)),
-                cache_salt=cache_salt,
+        started = time.perf_counter()
+        try:
+            result = await self.client.complete(
+                ChatRequest(
+                    messages=[
+                        Message(
+                            role="user",
+                            content=render("search_rerank", question=question, passages=passages),
+                        )
+                    ],
+                    reasoning_effort="none",
+                    max_tokens=12 + 5 * len(top),  # digits, commas and spaces
+                    temperature=0.0,
+                    response_format=rerank_schema(len(top)),
+                    cache_salt=cache_salt,
+                )
             )
-        )
+        except _STEP_FAILURES:
+            return hits, _step("rerank", None, started), False
         try:
             ranking = [int(n) for n in json.loads(result.content)["ranking"]]
         except (ValueError, KeyError, TypeError):
-            return hits, _step("rerank", result), False
-        return reorder(top, ranking) + hits[len(top) :], _step("rerank", result), True
+            return hits, _step("rerank", result, started), False
+        return reorder(top, ranking) + hits[len(top) :], _step("rerank", result, started), True
 
 
 def _head(text: str, chars: int) -> str:
@@ -151,12 +177,13 @@ def _head(text: str, chars: int) -> str:
     return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
 
 
-def _step(step: Literal["expand", "rerank"], result: ChatResult) -> StepRecord:
+def _step(step: Literal["expand", "rerank"], result: ChatResult | None, started: float) -> StepRecord:
+    """The step's record; a failed call (`result` None) cost its wall time and no tokens we know of."""
     decision = decide(route_effort, step, "")
     return StepRecord(
         step=step,
         effort=decision.effort,
         reason=decision.reason,
-        usage=result.usage,
-        latency_ms=result.latency_ms,
+        usage=result.usage if result else Usage(),
+        latency_ms=result.latency_ms if result else (time.perf_counter() - started) * 1000,
     )

@@ -3,6 +3,7 @@ replies, search returns the same candidates, each once, and says what the model 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -117,3 +118,30 @@ async def test_the_qa_agent_records_the_assisting_calls_before_its_answer(
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="candidates"):
         AssistOptions(rerank=True, candidates=1)
+
+
+async def test_a_model_that_does_not_answer_in_time_leaves_the_plain_search(retriever: Retriever) -> None:
+    # A server that accepts the request and never replies: the fault a loaded model server shows.
+    release = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ChatClient(f"http://127.0.0.1:{port}/v1", timeout_s=0.3) as slow:
+            options = AssistOptions(expand=True, rerank=True, candidates=4)
+            assisted = await SearchAssist(slow, retriever, options).search(QUESTION, OPERATOR, limit=4)
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    plain = retriever.search(QUESTION, OPERATOR, limit=4)
+    assert [h.chunk.chunk_id for h in assisted.hits] == [h.chunk.chunk_id for h in plain]
+    assert assisted.query == QUESTION
+    assert assisted.flags == ["expand_failed", "rerank_failed"]
+    assert [s.step for s in assisted.steps] == ["expand", "rerank"]
+    assert all(s.usage.prompt_tokens == 0 and s.latency_ms >= 250 for s in assisted.steps)
