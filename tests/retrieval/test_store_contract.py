@@ -17,6 +17,7 @@ from retrieval import (
     Chunk,
     EdgeStore,
     EmbeddedChunk,
+    Fusion,
     Principal,
     QdrantStore,
     SearchFilters,
@@ -246,6 +247,32 @@ def test_edge_store_keeps_data_across_reopen_and_rejects_old_formats(tmp_path: P
 def test_unreachable_qdrant_server_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="Check that the server is running"):
         QdrantStore.connect("http://127.0.0.1:9", dimension=DIM, collection="c")
+
+
+@pytest.mark.parametrize("fusion", ["dbsf", "rrf"])
+def test_a_shorter_limit_returns_the_head_of_a_longer_one(make_store: StoreFactory, fusion: Fusion) -> None:
+    """Asking for 5 hits must give the first 5 of asking for 100: the fused order may not depend on
+    the limit (it did when the prefetch depth grew with it, and DBSF scales by the lists it sees)."""
+    store = make_store()
+    rng = random.Random(7)
+    items = [
+        _item(f"/d/doc{n}.md", 0, ["user:alice"], " ".join(rng.choices(WORDS, k=rng.randint(2, 8))) + f" {n}")
+        for n in range(260)
+    ]
+    store.replace(items, [])
+    for text in ("leave abroad", "password vpn laptop", "cctv retention backup incident"):
+        query = StoreQuery(dense=_vector(text), sparse=query_vector(text), fusion=fusion)
+        longest = store.search(query, ALICE, limit=100)
+        assert len(longest) == 100
+        for limit in (1, 5, 10, 37, 50, 99):
+            head, hits = longest[:limit], store.search(query, ALICE, limit=limit)
+            # The same scores in the same order; hits of equal score may come in any order, and
+            # which of a tie straddling the cut makes it in is the store's choice.
+            assert [h.score for h in hits] == pytest.approx([h.score for h in head], abs=1e-6)
+            tied_at_cut = {h.chunk.chunk_id for h in longest if h.score == pytest.approx(head[-1].score)}
+            assert {h.chunk.chunk_id for h in hits} - tied_at_cut == {
+                h.chunk.chunk_id for h in head
+            } - tied_at_cut
 
 
 USERS = st.sampled_from(["ann", "ben", "cat", "dan"])
