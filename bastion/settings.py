@@ -40,6 +40,13 @@ class ModelSettings(_Section):
     )
     api_key: SecretStr | None = None
     name: str | None = Field(default=None, description="the `model` field sent; unset lets the server choose")
+    tokenizer_url: str | None = Field(
+        default=None,
+        description=(
+            "a server that counts tokens for the model (POST /tokenize) when url cannot: behind SGLang's "
+            "gateway, one replica's URL, unless the gateway was started with --tokenizer-path"
+        ),
+    )
     timeout_s: float = Field(default=120.0, gt=0)
     first_token_timeout_s: float | None = Field(default=None, gt=0, description="streams: abort if no token")
     total_timeout_s: float | None = Field(default=None, gt=0, description="abort a whole request after this")
@@ -227,6 +234,7 @@ class DataFiles:
         self.documents = root / "documents"  # uploads through the API, one folder per document
         self.router = root / "router.json"  # `bastion router train`'s model
         self.server = root / "server"  # the local llama-server's state and log
+        self.gateway = root / "gateway"  # `bastion model gateway`: smg's state and log, replica-N/ folders
         self.evals = root / "evals"  # evaluation results unless --out says otherwise
 
     def search_profile(self, collection: str) -> Path:

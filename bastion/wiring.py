@@ -58,6 +58,9 @@ from retrieval import (
 from serving import (
     DEFAULT_LOCAL_MODEL,
     ChatClient,
+    GatewayPolicy,
+    LocalGateway,
+    LocalGatewayConfig,
     LocalServer,
     LocalServerConfig,
     LocalServerError,
@@ -69,6 +72,7 @@ from serving import (
     local_model,
     model_path,
     probe,
+    running_gateway,
 )
 
 Say = Callable[[str], None]
@@ -187,10 +191,39 @@ def local_server(settings: Settings, *, port: int | None = None, install: Say | 
     )
 
 
+def local_gateway(
+    settings: Settings,
+    *,
+    replicas: int = 2,
+    policy: GatewayPolicy = "cache_aware",
+    port: int | None = None,
+    install: Say | None = None,
+) -> LocalGateway:
+    """SGLang's gateway in front of `replicas` local llama-servers, each like `local_server`'s but on
+    its own free port and with its share of the cores."""
+    one = local_server(settings, install=install).config
+    threads = settings.local.threads or max(1, (os.cpu_count() or 1) // replicas)
+    replica = one.model_copy(update={"port": None, "threads": threads})
+    return LocalGateway(
+        LocalGatewayConfig(
+            replica=replica,
+            replicas=replicas,
+            state_dir=settings.files.gateway,
+            policy=policy,
+            port=port,
+            startup_timeout_s=settings.local.startup_timeout_s,
+        )
+    )
+
+
 def model_url(settings: Settings, say: Say) -> str:
-    """The model server's base URL: the configured one, else the local server (started on demand)."""
+    """The model server's base URL: the configured one, else a running `bastion model gateway`, else
+    the local server (started on demand)."""
     if settings.model.url:
         return settings.model.url
+    gateway = running_gateway(settings.files.gateway)
+    if gateway is not None:
+        return gateway.url
     # The state file is enough to find a running server: checking (or building) the binary and the model
     # is only worth its time when one has to be started.
     server = local_server(settings)
@@ -215,10 +248,17 @@ def model_url(settings: Settings, say: Say) -> str:
 
 def chat_client(settings: Settings, url: str) -> ChatClient:
     m = settings.model
+    name, tokenizers = m.name, [m.tokenizer_url] if m.tokenizer_url else []
+    gateway = None if m.url else running_gateway(settings.files.gateway)
+    if gateway is not None and gateway.url == url:
+        # The local gateway routes by the `model` field (a lone llama-server lets us leave it out)
+        # and counts no tokens; its replicas do.
+        name, tokenizers = name or gateway.model, tokenizers or gateway.workers
     return ChatClient(
         url,
         api_key=m.api_key.get_secret_value() if m.api_key else None,
-        model=m.name,
+        model=name,
+        tokenizer_urls=tokenizers,
         timeout_s=m.timeout_s,
         retry=RetryPolicy(attempts=m.retries),
         first_token_timeout_s=m.first_token_timeout_s,

@@ -1,6 +1,6 @@
 """Talking to the model server: an async OpenAI-compatible client, and the local llama-server."""
 
-from serving._client import KEEPALIVE_EXPIRY_S, ChatClient, RetryPolicy
+from serving._client import KEEPALIVE_EXPIRY_S, ChatClient
 from serving._errors import (
     BadRequestError,
     CapabilityError,
@@ -13,6 +13,13 @@ from serving._errors import (
     ServingError,
     TimeoutError,
 )
+from serving._gateway import (
+    GatewayConfig,
+    GatewayConfigError,
+    GatewayPolicy,
+    gateway_args_of,
+    validate_gateway_args,
+)
 from serving._install import (
     DEFAULT_LOCAL_MODEL,
     LOCAL_MODELS,
@@ -24,7 +31,9 @@ from serving._install import (
     model_path,
 )
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
+from serving._local_gateway import LocalGateway, LocalGatewayConfig, LocalGatewayState, running_gateway
 from serving._probe import MetricsSnapshot, ServerInfo, SmokeResult, parse_metrics, probe
+from serving._retry import RetryPolicy
 from serving._sglang import (
     PROFILES,
     LaunchConfigError,
@@ -62,10 +71,16 @@ __all__ = [
     "ConnectError",
     "ContextLengthError",
     "Effort",
+    "GatewayConfig",
+    "GatewayConfigError",
+    "GatewayPolicy",
     "ImageError",
     "ImagePart",
     "JsonSchema",
     "LaunchConfigError",
+    "LocalGateway",
+    "LocalGatewayConfig",
+    "LocalGatewayState",
     "LocalModel",
     "LocalServer",
     "LocalServerConfig",
@@ -91,11 +106,14 @@ __all__ = [
     "collect_tool_calls",
     "ensure_llama_server",
     "ensure_model",
+    "gateway_args_of",
     "launch_commands",
     "llama_server_path",
     "local_model",
     "model_path",
     "parse_metrics",
     "probe",
+    "running_gateway",
     "server_args_of",
+    "validate_gateway_args",
 ]

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
-from pydantic import BaseModel, ConfigDict, Field
 
 from serving._errors import (
+    BadRequestError,
     CapabilityError,
     ConnectError,
     ContextLengthError,
@@ -25,30 +24,11 @@ from serving._errors import (
     TimeoutError,
 )
 from serving._fit import MAX_BYTES_PER_TOKEN, SMALLEST_WINDOW, prompt_text, room, template_tokens, too_long
+from serving._retry import RETRYABLE_STATUS, RetryPolicy
 from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, Usage
-from serving._wire import dropped_unanswered, json_object, status_error, stream_event
+from serving._wire import dropped_unanswered, error_detail, json_object, status_error, stream_event
 
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 KEEPALIVE_EXPIRY_S = 4.0
-
-
-class RetryPolicy(BaseModel):
-    """Retries for connection errors and 429/502/503/504, with exponential backoff and jitter."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attempts: int = Field(default=3, ge=1, le=10)
-    backoff_s: float = Field(default=0.5, ge=0.0)
-    max_backoff_s: float = Field(default=8.0, ge=0.0)
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after is not None:
-            try:
-                return min(float(retry_after), self.max_backoff_s)
-            except ValueError:
-                pass  # an HTTP date; fall back to our own schedule
-        base: float = min(self.backoff_s * 2**attempt, self.max_backoff_s)
-        return base * (0.5 + random.random() / 2)
 
 
 class ChatClient:
@@ -72,8 +52,12 @@ class ChatClient:
         total_timeout_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         context_window: int | None = None,
+        tokenizer_urls: Sequence[str] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Servers that tokenize for the model when base_url cannot: SGLang's gateway answers
+        # /v1/tokenize only when it was given the tokenizer, and forwards no /tokenize; any replica can.
+        self.tokenizer_urls = [u.rstrip("/").removesuffix("/v1") for u in tokenizer_urls]
         self.model = model
         self.retry = retry or RetryPolicy()
         self.send_reasoning_effort = send_reasoning_effort
@@ -130,15 +114,21 @@ class ChatClient:
         llama-server answers `POST /tokenize` with the ids; SGLang answers `POST /v1/tokenize` with a
         count. Budgets for long prompts (a packed repository) must use this rather than a guess.
         """
-        root = self.server_root
-        with self._typed_errors(f"Tokenizing with {root}"):
-            response = await self._http.post(f"{root}/tokenize", json={"content": text, "add_special": False})
-            if response.status_code == 404:
-                response = await self._http.post(
-                    f"{root}/v1/tokenize", json={"prompt": text, "add_special_tokens": False}
-                )
-        if response.status_code >= 400:
-            raise self._status_error(response)
+        # The configured tokenizers first (a gateway's replicas), then the server itself; a replica
+        # that is down hands over to the next.
+        roots = [*self.tokenizer_urls, self.server_root]
+        for i, root in enumerate(roots):
+            last = i == len(roots) - 1
+            try:
+                response = await self._tokenize_at(root, text)
+            except ConnectError:
+                if last:
+                    raise
+                continue
+            if response.status_code < 400:
+                break
+            if last:
+                raise self._tokenize_error(response, root)
         data = json_object(response)
         if "count" in data:
             return int(data["count"])
@@ -146,9 +136,32 @@ class ChatClient:
             return len(data["tokens"])
         raise ResponseError(f"{root} answered the tokenize request without tokens: {str(data)[:200]}")
 
+    async def _tokenize_at(self, root: str, text: str) -> httpx.Response:
+        with self._typed_errors(f"Tokenizing with {root}"):
+            response = await self._http.post(f"{root}/tokenize", json={"content": text, "add_special": False})
+            if response.status_code == 404:
+                body: dict[str, Any] = {"prompt": text, "add_special_tokens": False}
+                if self.model:  # SGLang's gateway routes /v1/tokenize by model too
+                    body["model"] = self.model
+                response = await self._http.post(f"{root}/v1/tokenize", json=body)
+            return response
+
+    def _tokenize_error(self, response: httpx.Response, root: str) -> ServingError:
+        if response.status_code in (400, 404, 422) and not self.tokenizer_urls:
+            # SGLang's gateway without --tokenizer-path: "No tokenizers available" (400) or no route.
+            return BadRequestError(
+                f"{root} cannot count tokens (HTTP {response.status_code}: {error_detail(response)}). "
+                "Behind a gateway, set BASTION_MODEL_TOKENIZER_URL to one replica's URL, or start the "
+                "gateway with the model's tokenizer (smg --tokenizer-path).",
+                status_code=response.status_code,
+            )
+        return self._status_error(response)
+
     async def get(self, path: str, *, root: bool = False) -> httpx.Response:
         """GET a server endpoint (`root=True`: relative to the server root, e.g. /health, /metrics)."""
-        url = f"{self.server_root if root else self.base_url}{path}"
+        return await self._get_url(f"{self.server_root if root else self.base_url}{path}")
+
+    async def _get_url(self, url: str) -> httpx.Response:
         with self._typed_errors(f"GET {url}"):
             return await self._http.get(url, timeout=10.0)
 
@@ -172,10 +185,12 @@ class ChatClient:
         `max_model_len` (/v1/models); None when the server says neither. Asked once per client."""
         if self._window is None:
             try:
-                props = await self.get("/props", root=True)
-                if props.status_code == 200:
-                    n_ctx = (props.json().get("default_generation_settings") or {}).get("n_ctx")
-                    self._window = int(n_ctx) if n_ctx else None
+                for root in [self.server_root, *self.tokenizer_urls]:
+                    props = await self._get_url(f"{root}/props")
+                    if props.status_code == 200:
+                        n_ctx = (props.json().get("default_generation_settings") or {}).get("n_ctx")
+                        self._window = int(n_ctx) if n_ctx else None
+                        break
                 if self._window is None:
                     models = await self.get("/models")
                     data = models.json().get("data") if models.status_code == 200 else None

@@ -69,7 +69,7 @@ class LocalServer:
         except ValueError:
             self.state_file.unlink(missing_ok=True)
             return None
-        if not _alive(state.pid):
+        if not alive(state.pid):
             self.state_file.unlink(missing_ok=True)
             return None
         return state
@@ -94,7 +94,7 @@ class LocalServer:
             ):
                 if not path.exists():
                     raise LocalServerError(f"The {what} {path} is missing. Run `scripts/setup.sh` first.")
-            port = self.config.port or _free_port(self.config.host)
+            port = self.config.port or free_port(self.config.host)
             if self.config.port is not None and not _port_free(self.config.host, port):
                 raise LocalServerError(
                     f"Port {port} on {self.config.host} is already in use. Pick another with "
@@ -150,7 +150,7 @@ class LocalServer:
             try:
                 self._wait_healthy(state, process=process)
             except BaseException:
-                _terminate(process.pid, timeout_s=5.0)
+                terminate(process.pid, timeout_s=5.0)
                 self.state_file.unlink(missing_ok=True)
                 raise
             return state
@@ -161,7 +161,7 @@ class LocalServer:
             state = self.status()
             if state is None:
                 return False
-            _terminate(state.pid, timeout_s=timeout_s)
+            terminate(state.pid, timeout_s=timeout_s)
             self.state_file.unlink(missing_ok=True)
             return True
 
@@ -171,20 +171,20 @@ class LocalServer:
             if process is not None and process.poll() is not None:
                 raise LocalServerError(
                     f"llama-server exited with code {process.returncode} while starting. "
-                    f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
+                    f"Last lines of {self.log_file}:\n{tail(self.log_file)}"
                 )
-            if process is None and not _alive(state.pid):
+            if process is None and not alive(state.pid):
                 raise LocalServerError(f"llama-server (pid {state.pid}) died. See {self.log_file}.")
             if self.healthy(state):
                 return
             time.sleep(0.2)
         raise LocalServerError(
             f"llama-server did not become healthy within {self.config.startup_timeout_s:.0f}s. "
-            f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
+            f"Last lines of {self.log_file}:\n{tail(self.log_file)}"
         )
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -203,19 +203,19 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _terminate(pid: int, *, timeout_s: float) -> None:
+def terminate(pid: int, *, timeout_s: float, what: str = "llama-server") -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 return
             time.sleep(0.05)
-    raise LocalServerError(f"llama-server (pid {pid}) did not exit after SIGKILL.")
+    raise LocalServerError(f"{what} (pid {pid}) did not exit after SIGKILL.")
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -231,7 +231,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

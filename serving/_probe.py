@@ -116,6 +116,17 @@ async def probe(client: ChatClient, *, smoke: bool = True) -> ServerInfo:
 
     metrics_response = await client.get("/metrics", root=True)
     metrics = parse_metrics(metrics_response.text) if metrics_response.status_code == 200 else None
+    smoke_result = None
+    if smoke:
+        # A gateway (smg, vLLM's router) routes by the `model` field a lone server lets us omit.
+        unnamed = client.model is None and bool(models)
+        if unnamed:
+            client.model = models[0]
+        try:
+            smoke_result = await _smoke(client)
+        finally:
+            if unnamed:
+                client.model = None
     return ServerInfo(
         url=client.base_url,
         kind=kind,
@@ -126,7 +137,7 @@ async def probe(client: ChatClient, *, smoke: bool = True) -> ServerInfo:
         tool_call_parser=tools,
         cache_report=cache_report,
         metrics=metrics,
-        smoke=await _smoke(client) if smoke else None,
+        smoke=smoke_result,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving._errors import ServingError
+from serving._gateway import GatewayConfig, validate_gateway_args
 
 MISTRAL_SMALL_4 = "mistralai/Mistral-Small-4-119B-2603"
 
@@ -39,6 +40,7 @@ class SGLangProfile(BaseModel):
     served_model_name: str = "mistral-small-4"
     tp_size: int = Field(ge=1)
     gpus: int = Field(ge=1, description="GPUs one replica uses")
+    replicas: int = Field(default=1, ge=1, description="replicas on the node, behind the gateway")
     # 262144 is 256Ki; SGLang reads "256k" as 256000 (decimal SI suffix).
     context_length: int = Field(default=262144, ge=1024)
     mem_fraction_static: float | None = Field(default=None, gt=0, lt=1)
@@ -98,10 +100,18 @@ class SGLangProfile(BaseModel):
 PROFILES: dict[str, SGLangProfile] = {
     p.name: p
     for p in (
+        # The minimum hardware: one replica holds the ~115 GB of FP8 weights with room for KV cache.
         SGLangProfile(name="2xh200", hardware="2x H200 (141 GB each)", tp_size=2, gpus=2),
         # 2x H100 would leave almost no KV cache at 256Ki context once ~115 GB of FP8 weights load.
         SGLangProfile(name="4xh100", hardware="4x H100 (80 GB each)", tp_size=4, gpus=4),
         SGLangProfile(name="b200", hardware="1x B200 (192 GB)", tp_size=1, gpus=1),
+        # The model card's recommended hardware (double the minimum): two minimum replicas behind the
+        # gateway rather than one replica twice as wide, because plain tensor parallelism copies the
+        # MLA KV cache onto every GPU of a replica (docs/scaling.md) and a second replica doubles the
+        # sessions that fit.
+        SGLangProfile(name="4xh200", hardware="4x H200 (141 GB each)", tp_size=2, gpus=2, replicas=2),
+        SGLangProfile(name="8xh100", hardware="8x H100 (80 GB each)", tp_size=4, gpus=4, replicas=2),
+        SGLangProfile(name="2xb200", hardware="2x B200 (192 GB each)", tp_size=1, gpus=1, replicas=2),
     )
 }
 
@@ -111,28 +121,36 @@ LAUNCH = ["python3", "-m", "sglang.launch_server"]
 def launch_commands(
     profile: SGLangProfile,
     *,
-    replicas: int = 1,
+    replicas: int | None = None,
     host: str = "0.0.0.0",
     port: int = 30000,
     api_key: str | None = None,
     router_port: int = 8000,
 ) -> list[list[str]]:
-    """One command per replica (each on its own GPUs and port), then the cache-aware router if
-    there are several, so sessions keep landing on the replica that holds their prefix."""
+    """One command per replica (each on its own GPUs and port), then SGLang's gateway if there are
+    several, with the cache-aware policy so sessions keep landing on the replica that holds their
+    prefix. `replicas` defaults to the profile's."""
+    replicas = profile.replicas if replicas is None else replicas
     if replicas < 1:
         raise LaunchConfigError("replicas must be at least 1")
     commands = []
+    # Behind a gateway the replicas listen on loopback: the gateway is the one door to the node.
+    server_host = host if replicas == 1 else "127.0.0.1"
     for i in range(replicas):
         gpus = ",".join(str(g) for g in range(i * profile.gpus, (i + 1) * profile.gpus))
         env = [f"CUDA_VISIBLE_DEVICES={gpus}"] if replicas > 1 else []
-        server = profile.server_args(host=host, port=port + i, api_key=api_key)
+        server = profile.server_args(host=server_host, port=port + i, api_key=api_key)
         commands.append([*env, *LAUNCH, *server])
     if replicas > 1:
-        workers = [f"http://127.0.0.1:{port + i}" for i in range(replicas)]
-        commands.append(
-            ["python3", "-m", "sglang_router.launch_router", "--worker-urls", *workers,
-             "--policy", "cache_aware", "--host", host, "--port", str(router_port)]
-        )  # fmt: skip
+        gateway = GatewayConfig(
+            worker_urls=[f"http://127.0.0.1:{port + i}" for i in range(replicas)],
+            policy="cache_aware",
+            host=host,
+            port=router_port,
+            api_key=api_key,
+        )
+        validate_gateway_args(gateway.args())
+        commands.append(gateway.command())
     return commands
 
 

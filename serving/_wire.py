@@ -26,7 +26,14 @@ def status_error(response: httpx.Response, base_url: str, attempts: int) -> Serv
             "Shorten the question or conversation, or retrieve fewer passages.",
             status_code=status,
         )
-    if status == 404:
+    if status == 400 and "model" in detail and ("missing field" in detail or "required" in detail):
+        # A gateway (SGLang's smg, vLLM) routes by the `model` field that a lone server lets us leave out.
+        return BadRequestError(
+            f"The model server at {base_url} needs the model's name (HTTP 400): {detail}. "
+            "Set BASTION_MODEL_NAME to one of the ids GET /v1/models lists.",
+            status_code=status,
+        )
+    if status == 404 or (status == 400 and "model_not_found" in detail):
         return BadRequestError(
             f"The model server at {base_url} has no such model or endpoint (HTTP 404): {detail}. "
             "Check BASTION_MODEL_NAME against the server's served model name (GET /v1/models).",

@@ -15,7 +15,15 @@ import yaml
 
 from bastion.cli.model import API_KEY_REF
 from bastion.settings import Settings
-from serving import PROFILES, SGLangFlags, launch_commands, server_args_of
+from serving import (
+    PROFILES,
+    GatewayConfig,
+    SGLangFlags,
+    gateway_args_of,
+    launch_commands,
+    server_args_of,
+    validate_gateway_args,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_FILE = REPO.parent / "shared" / "reference" / "sglang-0.5.23-server-flags.json"
@@ -46,10 +54,25 @@ def test_sglang_service_command_is_valid_for_sglang(compose: dict[str, Any]) -> 
     SGLangFlags.from_file(FLAGS_FILE).validate(server_args_of(command))
 
 
+def test_gateway_service_runs_the_generated_gateway_in_front_of_sglang(compose: dict[str, Any]) -> None:
+    service = compose["services"]["gateway"]
+    in_file = [*service["entrypoint"], *[str(part) for part in service["command"]]]
+    sglang = compose["services"]["sglang"]["command"]
+    generated = GatewayConfig(
+        worker_urls=[f"http://sglang:{sglang[sglang.index('--port') + 1]}"], api_key=API_KEY_REF
+    ).command()
+    assert in_file == generated, "regenerate the gateway command from serving.GatewayConfig"
+    validate_gateway_args(gateway_args_of(in_file))
+    assert service["depends_on"]["sglang"]["condition"] == "service_healthy"
+    assert "/health" in " ".join(service["healthcheck"]["test"])
+
+
 def test_bastion_service_settings_are_valid_and_point_at_the_servers(compose: dict[str, Any]) -> None:
     env = compose["services"]["bastion"]["environment"]
     command = compose["services"]["sglang"]["command"]
-    assert env["BASTION_MODEL_URL"] == f"http://sglang:{command[command.index('--port') + 1]}/v1"
+    gateway = compose["services"]["gateway"]["command"]
+    assert env["BASTION_MODEL_URL"] == f"http://gateway:{gateway[gateway.index('--port') + 1]}/v1"
+    assert env["BASTION_MODEL_TOKENIZER_URL"] == f"http://sglang:{command[command.index('--port') + 1]}/v1"
     assert env["BASTION_MODEL_NAME"] == command[command.index("--served-model-name") + 1]
     sections = {"model", "local", "retrieval", "agent", "api"}
     for key, value in env.items():

@@ -1,4 +1,5 @@
-"""`bastion model serve | status | stop`: the local llama-server."""
+"""`bastion model serve | status | stop | gateway | launch-sglang`: the local llama-server, SGLang's
+gateway in front of local replicas, and the production launch commands."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
+from typing import cast, get_args
 
 import typer
 from rich.table import Table
 
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import local_server, model_url
+from bastion.wiring import local_gateway, local_server, model_url
 from serving import (
     PROFILES,
     ChatClient,
+    GatewayPolicy,
     LaunchConfigError,
     MetricsSnapshot,
     ServerInfo,
@@ -94,6 +97,58 @@ def stop(ctx: typer.Context) -> None:
         out.print("The local llama-server was not running.")
 
 
+POLICIES = get_args(GatewayPolicy)
+
+
+@app.command()
+def gateway(
+    ctx: typer.Context,
+    replicas: int = typer.Option(2, "--replicas", min=1, max=8, help="Local llama-server replicas."),
+    policy: str = typer.Option(
+        "cache_aware", "--policy", help=f"How the gateway picks a replica: {', '.join(POLICIES)}."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="The gateway's port (default: a free one)."
+    ),
+    stop_it: bool = typer.Option(False, "--stop", help="Stop the gateway and its replicas."),
+    foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops them all."),
+) -> None:
+    """Run SGLang's model gateway (smg) in front of N local llama-server replicas: production's
+    topology on one machine. While it runs, Bastion sends its model calls through it (unless
+    BASTION_MODEL_URL names another server)."""
+    s = get_settings(ctx)
+    if stop_it:
+        stopped = local_gateway(s).stop()
+        out.print("Stopped the gateway and its replicas." if stopped else "The gateway was not running.")
+        return
+    if policy not in POLICIES:
+        raise typer.BadParameter(f"{policy!r}: use one of {', '.join(POLICIES)}", param_hint="--policy")
+    runner = local_gateway(s, replicas=replicas, policy=cast(GatewayPolicy, policy), port=port, install=say)
+    state = runner.status()
+    if state is not None:
+        out.print(
+            f"Already running at {state.url} (pid {state.pid}, {state.policy}, "
+            f"{len(state.workers)} replicas); stop it first with `bastion model gateway --stop`."
+        )
+    else:
+        say(f"Starting {replicas} llama-server replicas, then smg ({policy})…")
+        state = runner.start()
+        out.print(
+            f"Gateway ready at {state.url} (pid {state.pid}, {state.policy}) in front of "
+            f"{', '.join(state.workers)}; log: {state.log_file}"
+        )
+    if foreground:
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            while not done.wait(1.0) and runner.status() is not None:
+                pass
+        except KeyboardInterrupt:
+            pass
+        runner.stop()
+        out.print("Stopped.")
+
+
 @app.command()
 def install(ctx: typer.Context) -> None:
     """Build llama-server and fetch the models into the cache (what `scripts/setup.sh` runs).
@@ -115,8 +170,12 @@ API_KEY_REF = "${SGLANG_API_KEY:?set SGLANG_API_KEY}"  # expanded by the shell o
 @app.command("launch-sglang")
 def launch_sglang(
     profile: str = typer.Option("2xh200", "--profile", help=f"One of: {', '.join(PROFILES)}."),
-    replicas: int = typer.Option(
-        1, "--replicas", min=1, max=16, help="Servers on this node, behind the router."
+    replicas: int | None = typer.Option(
+        None,
+        "--replicas",
+        min=1,
+        max=16,
+        help="Servers on this node, behind SGLang's gateway (default: the profile's).",
     ),
     port: int = typer.Option(30000, "--port", min=1, max=65535, help="The first replica's port."),
     print_only: bool = typer.Option(False, "--print", help="Print the commands instead of running them."),
@@ -128,6 +187,7 @@ def launch_sglang(
     chosen = PROFILES.get(profile)
     if chosen is None:
         raise typer.BadParameter(f"{profile!r}: use one of {', '.join(PROFILES)}", param_hint="--profile")
+    replicas = replicas or chosen.replicas
     commands = launch_commands(chosen, replicas=replicas, port=port, api_key=API_KEY_REF)
     table = flags_file or SGLANG_FLAGS
     flags = None if flags_file else SGLangFlags.from_installed()
@@ -143,7 +203,9 @@ def launch_sglang(
         say(
             f"Not validated: SGLang is not installed and its flag table is not at {table}; pass --flags-file."
         )
-    say(f"Profile {chosen.name}: {chosen.hardware}, tensor parallel {chosen.tp_size}.")
+    if replicas > 1:
+        say("The gateway command (last) was checked by smg's own argument parser.")
+    say(f"Profile {chosen.name}: {chosen.hardware}, tensor parallel {chosen.tp_size}, {replicas} replica(s).")
     lines = [" ".join(p if p == API_KEY_REF else shlex.quote(p) for p in command) for command in commands]
     for line in lines:
         out.print(line, markup=False)

@@ -261,6 +261,7 @@ def test_launch_sglang_prints_validated_commands(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 3 and "--tp-size 4" in lines[0] and "--policy cache_aware" in lines[2]
+    assert lines[2].startswith("smg launch --worker-urls") and "--api-key ${SGLANG_API_KEY" in lines[2]
     assert "${SGLANG_API_KEY:?set SGLANG_API_KEY}" in lines[0], "the key is referenced, never inlined"
     unknown = bastion("model", "launch-sglang", "--profile", "8xa100", "--print", data_dir=tmp_path)
     assert unknown.returncode == 2 and "--profile" in unknown.stderr
@@ -336,6 +337,39 @@ def test_code_agent_from_the_cli(tmp_path: Path, llm_url: str) -> None:
         assert c["path"] == "pkg/calc.py" and 1 <= c["start_line"] <= c["end_line"] <= 2
     missing = bastion("ask", "--agent", "code", "q", data_dir=tmp_path / "data", model_url=llm_url)
     assert missing.returncode == 2 and "--repo" in missing.stderr
+
+
+def test_model_gateway_serves_the_code_agent_through_smg_and_stops_everything(tmp_path: Path) -> None:
+    """`bastion model gateway` puts SGLang's gateway in front of two local replicas; while it runs the
+    CLI's model calls go through it, naming the model (smg routes by it) and counting tokens on a
+    replica (smg forwards no /tokenize)."""
+    env = {"BASTION_LOCAL_MODEL": "smollm2", "BASTION_LOCAL_PARALLEL": "1"}
+    data = tmp_path / "data"
+    bad = bastion("model", "gateway", "--policy", "lru", data_dir=data, env=env)
+    assert bad.returncode == 2 and "--policy" in bad.stderr
+    started = bastion("model", "gateway", "--replicas", "2", data_dir=data, env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        state = json.loads((data / "gateway" / "gateway.json").read_text())
+        assert state["policy"] == "cache_aware" and len(state["workers"]) == 2
+        assert f"Gateway ready at {state['url']}" in started.stdout
+        repo = tmp_path / "repo"
+        (repo / "pkg").mkdir(parents=True)
+        (repo / "pkg" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+        done = bastion(
+            "ask", "--agent", "code", "--repo", str(repo), "What does add do?", "--json",
+            data_dir=data, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["packed_files"] == 1
+        log = Path(state["log_file"]).read_text()
+        assert "Traceback" not in log
+    finally:
+        stopped = bastion("model", "gateway", "--stop", data_dir=data, env=env)
+    assert stopped.returncode == 0 and "Stopped the gateway" in stopped.stdout
+    assert not (data / "gateway" / "gateway.json").exists()
+    for i in (0, 1):
+        assert not (data / "gateway" / f"replica-{i}" / "llama-server.json").exists()
 
 
 # The demo's questions (bastion/cli/demo.py), each with the fact a right answer states and its file.
