@@ -30,6 +30,7 @@ from serving import (
     ensure_model,
     launch_commands,
     probe,
+    running_gateway,
     server_args_of,
 )
 
@@ -72,10 +73,13 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     server = local_server(s)
     state = server.status()
     healthy = state is not None and server.healthy(state)
+    gateway = running_gateway(s.files.gateway)
     if as_json:
         info = {"running": state is not None, "healthy": healthy}
         if state is not None:
             info |= json.loads(state.model_dump_json())
+        if gateway is not None:
+            info["gateway"] = json.loads(gateway.model_dump_json())
         out.print_json(json.dumps(info))
     elif state is None:
         out.print("Not running. Start it with `bastion model serve`.")
@@ -83,6 +87,11 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         out.print(
             f"Running at {state.url} (pid {state.pid}), {'healthy' if healthy else 'NOT healthy'}; "
             f"log: {state.log_file}"
+        )
+    if gateway is not None and not as_json:
+        out.print(
+            f"Gateway running at {gateway.url} (pid {gateway.pid}, {gateway.policy}) in front of "
+            f"{', '.join(gateway.workers)}; the CLI uses it."
         )
     if s.model.url:
         say(f"Note: BASTION_MODEL_URL is set ({s.model.url}); the CLI uses that server, not this one.")

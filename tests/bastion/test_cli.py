@@ -353,6 +353,8 @@ def test_model_gateway_serves_the_code_agent_through_smg_and_stops_everything(tm
         state = json.loads((data / "gateway" / "gateway.json").read_text())
         assert state["policy"] == "cache_aware" and len(state["workers"]) == 2
         assert f"Gateway ready at {state['url']}" in started.stdout
+        status = bastion("model", "status", "--json", data_dir=data, env=env)
+        assert json.loads(status.stdout)["gateway"]["url"] == state["url"], status.stderr
         repo = tmp_path / "repo"
         (repo / "pkg").mkdir(parents=True)
         (repo / "pkg" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
