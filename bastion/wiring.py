@@ -246,6 +246,11 @@ def model_url(settings: Settings, say: Say) -> str:
     return state.url
 
 
+def probe_client(url: str, api_key: str | None) -> ChatClient:
+    """A client for `bastion model check --url`: any server, none of the configured model's settings."""
+    return ChatClient(url, api_key=api_key)
+
+
 def chat_client(settings: Settings, url: str) -> ChatClient:
     m = settings.model
     name, tokenizers = m.name, [m.tokenizer_url] if m.tokenizer_url else []

@@ -4,16 +4,14 @@ evaluates the system as it is configured rather than a copy of it wired here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from langgraph.checkpoint.memory import InMemorySaver
-
-from agents import QAAgent, QAOptions, Router, route_effort
+from agents import QAAgent, Router, route_effort
 from evals._errors import UsageError
 from evals._result import DataVersion, EvalResult, Metric, Provenance, Series, now
 from retrieval import Embedder, Fusion, Retriever, SearchMode
@@ -107,17 +105,10 @@ class EvalContext:
         return ChatClient(self.model_url)
 
     def qa_agent(self, retriever: Retriever) -> AbstractAsyncContextManager[QAAgent]:
-        if self.qa_factory is not None:
-            return self.qa_factory(retriever)
-        return _plain_qa_agent(self, retriever)
-
-
-@asynccontextmanager
-async def _plain_qa_agent(context: EvalContext, retriever: Retriever) -> AsyncIterator[QAAgent]:
-    """The QA agent with its defaults, for callers that supply only a model URL."""
-    if context.model_url is None:
-        raise UsageError("this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one")
-    async with ChatClient(context.model_url) as client:
-        yield QAAgent(
-            client, retriever, options=QAOptions(), checkpointer=InMemorySaver(), router=context.router
-        )
+        """The QA agent as the caller configured it: `bastion eval` passes bastion.wiring's, so a suite
+        measures the agent users get, never one assembled here."""
+        if self.qa_factory is None:
+            raise UsageError(
+                "this suite needs a model server: set BASTION_MODEL_URL or let Bastion start one"
+            )
+        return self.qa_factory(retriever)

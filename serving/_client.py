@@ -291,7 +291,7 @@ class ChatClient:
                             continue
                         raise self._status_error(response)
                     events = source.aiter_sse()
-                    first = True
+                    first, finished = True, False
                     while True:
                         try:
                             if first and self.first_token_timeout_s is not None:
@@ -300,7 +300,14 @@ class ChatClient:
                             else:
                                 sse = await anext(events)
                         except StopAsyncIteration:
-                            return
+                            if finished:
+                                return
+                            # A body sent without a length ends where the connection does, so a
+                            # server or gateway dying mid-answer reads as an early, quiet end.
+                            raise ResponseError(
+                                f"The stream from {self.base_url} ended before the answer finished "
+                                "(no finish_reason and no [DONE]): the connection was cut."
+                            ) from None
                         except builtins.TimeoutError as exc:
                             raise TimeoutError(
                                 f"No first token from {self.base_url} within {self.first_token_timeout_s:g}s "
@@ -312,6 +319,7 @@ class ChatClient:
                             return
                         event = stream_event(json.loads(sse.data))
                         if event is not None:
+                            finished = finished or event.finish_reason is not None
                             yield event
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 < self.retry.attempts:

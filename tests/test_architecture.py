@@ -120,3 +120,40 @@ def test_retrieval_imports_without_the_store_engines() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "lazy"
+
+
+# What only bastion/wiring.py may construct: the product's agents, stores, embedder and model client.
+# (Evaluation suites index their own corpora into throw-away stores, and benchmarks measure the agent
+# layer directly; neither is a product path, so they are outside this rule except for agents.)
+BUILT_IN_WIRING = {
+    "QAAgent", "ChatAgent", "CodeAgent", "Indexer", "Retriever", "EdgeStore", "QdrantStore",
+    "SentenceTransformerEmbedder", "ChatClient", "LocalServer", "LocalGateway",
+}  # fmt: skip
+AGENTS = {"QAAgent", "ChatAgent", "CodeAgent"}
+
+
+def _constructed(path: Path) -> set[tuple[str, int]]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            if name is not None:
+                found.add((name, node.lineno))
+    return found
+
+
+def test_one_composition_path_builds_the_agents_stores_and_clients() -> None:
+    for path in sorted((REPO / "bastion").rglob("*.py")):
+        if path.name == "wiring.py":
+            continue
+        for name, line in _constructed(path):
+            assert name not in BUILT_IN_WIRING, (
+                f"{path.relative_to(REPO)}:{line} builds {name}: build it in bastion/wiring.py"
+            )
+    for path in sorted((REPO / "evals").rglob("*.py")):
+        if "bench" in path.parts:
+            continue
+        for name, line in _constructed(path):
+            assert name not in AGENTS, (
+                f"{path.relative_to(REPO)}:{line} builds {name}: take it from bastion.wiring's factories"
+            )

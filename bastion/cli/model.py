@@ -18,10 +18,9 @@ from rich.table import Table
 
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import local_gateway, local_server, model_url
+from bastion.wiring import local_gateway, local_server, model_url, probe_client
 from serving import (
     PROFILES,
-    ChatClient,
     GatewayPolicy,
     LaunchConfigError,
     MetricsSnapshot,
@@ -271,7 +270,7 @@ def check(
 
 
 async def _probe(url: str, api_key: str | None, smoke: bool) -> ServerInfo:
-    async with ChatClient(url, api_key=api_key) as client:
+    async with probe_client(url, api_key) as client:
         return await probe(client, smoke=smoke)
 
 
