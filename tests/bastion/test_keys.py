@@ -150,7 +150,8 @@ def test_the_cli_rotates_expires_and_audits_key_changes(tmp_path: Path) -> None:
     assert bastion("audit", "verify", data_dir=tmp_path).returncode == 0
 
 
-def test_the_data_directory_and_its_databases_are_private(tmp_path: Path) -> None:
+@pytest.mark.llm
+def test_the_data_directory_and_its_databases_are_private(tmp_path: Path, llm_url: str) -> None:
     from tests.bastion.test_cli import bastion
 
     data = tmp_path / "fresh" / "data"
@@ -158,3 +159,16 @@ def test_the_data_directory_and_its_databases_are_private(tmp_path: Path) -> Non
     assert data.stat().st_mode & 0o777 == 0o700
     for name in ("keys.sqlite", "audit.sqlite", "secrets/audit.key"):
         assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    # Indexed text and conversations too: the index, its manifest and the threads database.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pay.md").write_text("# Pay\n\nSalaries are paid on the 25th.\n")
+    assert bastion("index", str(docs), data_dir=data).returncode == 0
+    chatted = bastion("chat", "Hello.", "--json", data_dir=data, model_url=llm_url)
+    assert chatted.returncode == 0 and (data / "threads.sqlite").exists(), chatted.stderr
+    made = [p for p in data.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("manifest") for p in made) and len(made) > 5
+    for path in made:
+        assert path.stat().st_mode & 0o077 == 0, f"{path.relative_to(data)} is readable by others"
+    for path in [p for p in data.rglob("*") if p.is_dir()]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path.relative_to(data)}/ is open to others"
