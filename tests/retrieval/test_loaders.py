@@ -26,6 +26,23 @@ def test_reads_markdown_and_text_and_skips_other_types_in_folders(tmp_path: Path
     assert [Path(p).name for p in result.skipped] == ["c.bin"]
 
 
+def test_a_folder_is_read_without_following_links_out_of_it(tmp_path: Path) -> None:
+    """Indexing /srv/docs must not pull in /etc/shadow through a link someone left in it."""
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    (outside / "secret.md").write_text("# Secret\n\nthe payroll password")
+    (outside / "private" / "more.md").write_text("# More\n\nboard minutes")
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "policy.md").write_text("# Policy\n\nkept")
+    (folder / "linked.md").symlink_to(outside / "secret.md")
+    (folder / "linked-folder").symlink_to(outside / "private", target_is_directory=True)
+    (folder / "alias.md").symlink_to(folder / "sub" / "policy.md")  # stays inside: read once
+    result = load_documents([folder])
+    assert [Path(d.source).name for d in result.documents] == ["policy.md"]
+    assert all(str(outside) not in d.source and "payroll" not in d.text for d in result.documents)
+
+
 def test_html_keeps_main_text_and_headings_and_drops_chrome(tmp_path: Path) -> None:
     (tmp_path / "v.html").write_text(HTML)
     doc = _one(tmp_path / "v.html")
