@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -35,7 +36,7 @@ from typing import Any
 import httpx
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents import CodeAgent
+from agents import CodeAgent, CodeOptions
 from evals.bench._common import emit, log
 from evals.bench.cache_reuse import CODE_TURNS, ME, ROOT, TimedClient
 from serving import (
@@ -135,6 +136,7 @@ async def _run_sessions(
     workers: list[str],
     sessions: list[_Session],
     turns: int,
+    max_tokens: int,
     kill: tuple[int, int] | None = None,
 ) -> None:
     """Every session's turns, concurrently; `kill=(after_turn, pid)` SIGKILLs pid once every session
@@ -144,7 +146,9 @@ async def _run_sessions(
 
     async def one(session: _Session) -> None:
         async with _Client(url, model=model, tokenizers=workers) as client:
-            agent = CodeAgent(client, checkpointer=InMemorySaver())
+            agent = CodeAgent(
+                client, options=CodeOptions(max_tokens=max_tokens), checkpointer=InMemorySaver()
+            )
             thread = uuid.uuid4().hex
             for i in range(turns):
                 if kill and barrier and i == kill[0]:
@@ -220,7 +224,11 @@ def _phase(args: argparse.Namespace, policy: GatewayPolicy, *, failover: bool) -
                 f"{policy}{' + failover' if failover else ''}: {args.sessions} sessions x {args.turns} turns…"
             )
             started = time.perf_counter()
-            asyncio.run(_run_sessions(state.url, state.model, state.workers, sessions, args.turns, kill))
+            asyncio.run(
+                _run_sessions(
+                    state.url, state.model, state.workers, sessions, args.turns, args.max_tokens, kill
+                )
+            )
             result: dict[str, Any] = {
                 "policy": policy,
                 "seconds": round(time.perf_counter() - started, 1),
@@ -249,12 +257,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--slots", type=int, default=4, help="llama-server --parallel per replica")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=48,
+        help="answer length: routing and caching are about prompts; long answers only cost time",
+    )
     parser.add_argument("--kill-after", type=int, default=3, help="turns done before the kill")
     parser.add_argument("--model", choices=["smollm2", "qwen2.5-1.5b"], default="smollm2")
     parser.add_argument("--phases", nargs="+", default=["cache_aware", "round_robin", "failover"])
     cache = Path(os.environ.get("BASTION_CACHE_DIR") or Path.home() / ".cache" / "bastion")
     parser.add_argument("--cache-dir", type=Path, default=cache)
     args = parser.parse_args(argv)
+    # Stopped from outside, still stop the replicas and gateways (the phases' `finally`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     phases = {}
     for phase in args.phases:
         policy: GatewayPolicy = "cache_aware" if phase == "failover" else phase

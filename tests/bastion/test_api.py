@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from bastion.keys import KeyInfo
 from bastion.settings import Settings
 from tests.bastion.conftest import Api
 from tests.bastion.test_cli import bastion
+from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.llm
 
@@ -50,6 +52,9 @@ def test_the_openai_client_gets_a_cited_answer_and_the_thread_continues(api: Api
     ext = _extension(first)
     assert not ext["refused"] and ext["citations"], ext["flags"]
     assert "Sources:" in text and f"[{ext['citations'][0]['number']}]" in text
+    for citation in ext["citations"]:  # where the server keeps its files is nobody's business
+        assert not Path(citation["source"]).is_absolute() and str(api.data_dir) not in citation["source"]
+        assert str(CORPUS) not in text
     assert first.usage is not None and first.usage.prompt_tokens > 0
     history = [
         {"role": "user", "content": question},
