@@ -53,6 +53,16 @@ class ModelSettings(_Section):
     max_concurrency: int = Field(default=64, ge=1, description="requests in flight to the model server")
     retries: int = Field(default=3, ge=1, le=10)
     send_reasoning_effort: bool = True
+    reasoning: Literal["field", "template", "off"] = Field(
+        default="field",
+        description=(
+            "how a request asks for its effort: the reasoning_effort field (SGLang, vLLM, Mistral's API), "
+            "chat_template_kwargs (llama.cpp), or not at all (`bastion model preset` sets it)"
+        ),
+    )
+    send_cache_salt: bool = Field(
+        default=True, description="false for servers that refuse or ignore it (Mistral's API, NIM, llama.cpp)"
+    )
     max_tokens: int = Field(default=320, gt=0)
     temperature: float = Field(default=0.0, ge=0, le=2)
 

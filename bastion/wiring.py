@@ -58,6 +58,7 @@ from retrieval import (
 from serving import (
     DEFAULT_LOCAL_MODEL,
     ChatClient,
+    Dialect,
     GatewayPolicy,
     LocalGateway,
     LocalGatewayConfig,
@@ -270,6 +271,7 @@ def chat_client(settings: Settings, url: str) -> ChatClient:
         total_timeout_s=m.total_timeout_s,
         max_concurrency=m.max_concurrency,
         send_reasoning_effort=m.send_reasoning_effort,
+        dialect=Dialect(reasoning=m.reasoning, cache_salt=m.send_cache_salt),
     )
 
 

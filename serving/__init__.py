@@ -32,6 +32,7 @@ from serving._install import (
 )
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
 from serving._local_gateway import LocalGateway, LocalGatewayConfig, LocalGatewayState, running_gateway
+from serving._presets import PRESETS, Preset
 from serving._probe import MetricsSnapshot, ServerInfo, SmokeResult, parse_metrics, probe
 from serving._retry import RetryPolicy
 from serving._sglang import (
@@ -45,6 +46,7 @@ from serving._sglang import (
 from serving._types import (
     ChatRequest,
     ChatResult,
+    Dialect,
     Effort,
     ImagePart,
     JsonSchema,
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "KEEPALIVE_EXPIRY_S",
     "LOCAL_MODELS",
+    "PRESETS",
     "PROFILES",
     "BadRequestError",
     "CapabilityError",
@@ -70,6 +73,7 @@ __all__ = [
     "ChatResult",
     "ConnectError",
     "ContextLengthError",
+    "Dialect",
     "Effort",
     "GatewayConfig",
     "GatewayConfigError",
@@ -88,6 +92,7 @@ __all__ = [
     "LocalServerState",
     "Message",
     "MetricsSnapshot",
+    "Preset",
     "ResponseError",
     "RetryPolicy",
     "SGLangFlags",

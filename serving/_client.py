@@ -25,7 +25,7 @@ from serving._errors import (
 )
 from serving._fit import MAX_BYTES_PER_TOKEN, SMALLEST_WINDOW, prompt_text, room, template_tokens, too_long
 from serving._retry import RETRYABLE_STATUS, RetryPolicy
-from serving._types import ChatRequest, ChatResult, StreamEvent, ToolCall, Usage
+from serving._types import ChatRequest, ChatResult, Dialect, StreamEvent, ToolCall, Usage
 from serving._wire import dropped_unanswered, error_detail, json_object, status_error, stream_event
 
 KEEPALIVE_EXPIRY_S = 4.0
@@ -47,6 +47,7 @@ class ChatClient:
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         send_reasoning_effort: bool = True,
+        dialect: Dialect | None = None,
         max_concurrency: int = 64,
         first_token_timeout_s: float | None = None,
         total_timeout_s: float | None = None,
@@ -60,7 +61,9 @@ class ChatClient:
         self.tokenizer_urls = [u.rstrip("/").removesuffix("/v1") for u in tokenizer_urls]
         self.model = model
         self.retry = retry or RetryPolicy()
-        self.send_reasoning_effort = send_reasoning_effort
+        # What the server accepts beyond the OpenAI core; send_reasoning_effort=False is the old switch.
+        dialect = dialect or Dialect()
+        self.dialect = dialect if send_reasoning_effort else dialect.model_copy(update={"reasoning": "off"})
         self.first_token_timeout_s = first_token_timeout_s
         # httpx's timeouts bound each read; this bounds a whole non-streamed request.
         self.total_timeout_s = total_timeout_s
@@ -229,9 +232,7 @@ class ChatClient:
     async def complete(self, request: ChatRequest) -> ChatResult:
         await self._check_capabilities(request)
         await self.check_fits(request)
-        body = request.to_wire(
-            model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=False
-        )
+        body = request.to_wire(model=self.model, dialect=self.dialect, stream=False)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.total_timeout_s):
@@ -270,9 +271,7 @@ class ChatClient:
         """
         await self._check_capabilities(request)
         await self.check_fits(request)
-        body = request.to_wire(
-            model=self.model, send_reasoning_effort=self.send_reasoning_effort, stream=True
-        )
+        body = request.to_wire(model=self.model, dialect=self.dialect, stream=True)
         for attempt in range(self.retry.attempts):
             try:
                 async with (

@@ -75,7 +75,8 @@ class ServerInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     url: str
-    kind: Literal["sglang", "llama.cpp", "openai-compatible"]
+    kind: Literal["sglang", "vllm", "llama.cpp", "openai-compatible"]
+    version: str | None = None
     models: list[str]
     context_length: int | None
     vision: bool | None
@@ -92,8 +93,9 @@ async def probe(client: ChatClient, *, smoke: bool = True) -> ServerInfo:
     data = models_json.get("data") or []
     models = [str(m.get("id")) for m in data if m.get("id")]
     context = next((m.get("meta", {}).get("n_ctx") for m in data if m.get("meta")), None)
-    kind: Literal["sglang", "llama.cpp", "openai-compatible"] = "openai-compatible"
+    kind: Literal["sglang", "vllm", "llama.cpp", "openai-compatible"] = "openai-compatible"
     vision = reasoning = tools = cache_report = None
+    version: str | None = None
 
     server_info = await client.get("/server_info", root=True)
     if server_info.status_code == 200:
@@ -107,7 +109,13 @@ async def probe(client: ChatClient, *, smoke: bool = True) -> ServerInfo:
             vision = bool(model_info.json().get("has_image_understanding"))
     else:
         props = await client.get("/props", root=True)
-        if props.status_code == 200:
+        vllm = None if props.status_code == 200 else await client.get("/version", root=True)
+        if vllm is not None and vllm.status_code == 200 and "version" in _json(vllm):
+            # vLLM answers /version with {"version": …} and puts the window in /v1/models.
+            kind, version = "vllm", str(_json(vllm)["version"])
+            context = next((m.get("max_model_len") for m in data if m.get("max_model_len")), context)
+            cache_report = None  # vLLM reports cached tokens only with --enable-prompt-tokens-details
+        elif props.status_code == 200:
             kind = "llama.cpp"
             settings = props.json()
             context = (settings.get("default_generation_settings") or {}).get("n_ctx") or context
@@ -130,6 +138,7 @@ async def probe(client: ChatClient, *, smoke: bool = True) -> ServerInfo:
     return ServerInfo(
         url=client.base_url,
         kind=kind,
+        version=version,
         models=models,
         context_length=int(context) if context else None,
         vision=vision,
@@ -165,3 +174,11 @@ async def _smoke(client: ChatClient) -> SmokeResult:
         completion_tokens=completion,
         tokens_per_s=round(completion / generating, 1) if completion and generating > 0 else None,
     )
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

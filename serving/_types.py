@@ -154,19 +154,24 @@ class ChatRequest(BaseModel):
     def has_images(self) -> bool:
         return any(m.has_images for m in self.messages)
 
-    def to_wire(self, *, model: str | None, send_reasoning_effort: bool, stream: bool) -> dict[str, Any]:
+    def to_wire(self, *, model: str | None, dialect: Dialect, stream: bool) -> dict[str, Any]:
+        """The request body in the server's dialect: fields it does not accept are left out."""
         body: dict[str, Any] = {"messages": [m.model_dump() for m in self.messages], "stream": stream}
         if model:
             body["model"] = model
-        if self.reasoning_effort is not None and send_reasoning_effort:
+        if self.reasoning_effort is not None and dialect.reasoning == "field":
             body["reasoning_effort"] = self.reasoning_effort
+        elif self.reasoning_effort is not None and dialect.reasoning == "template":
+            body["chat_template_kwargs"] = {"reasoning_effort": self.reasoning_effort}
         for key in (
             "max_tokens", "max_completion_tokens", "temperature", "frequency_penalty", "presence_penalty",
-            "seed", "stop", "tool_choice", "cache_salt", "rid",
+            "seed", "stop", "tool_choice", "rid",
         ):  # fmt: skip
             value = getattr(self, key)
             if value is not None:
                 body[key] = value
+        if self.cache_salt is not None and dialect.cache_salt:
+            body["cache_salt"] = self.cache_salt
         if self.tools:
             body["tools"] = [t.to_wire() for t in self.tools]
         if self.response_format is not None:
@@ -175,6 +180,24 @@ class ChatRequest(BaseModel):
             # Without this neither llama-server nor SGLang sends usage on a stream.
             body["stream_options"] = {"include_usage": True}
         return body
+
+
+ReasoningStyle = Literal["field", "template", "off"]
+"""How a request asks for an effort: the top-level `reasoning_effort` field (SGLang, vLLM, Mistral's
+API), `chat_template_kwargs={"reasoning_effort": …}` (llama.cpp builds that only template-render it),
+or not at all."""
+
+
+class Dialect(BaseModel):
+    """The request fields a server accepts beyond the OpenAI core (messages, max_tokens, stream…)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reasoning: ReasoningStyle = "field"
+    cache_salt: bool = True
+    json_schema: bool = True
+    tools: bool = True
+    images: bool | None = Field(default=None, description="None: ask the server (vision is per model)")
 
 
 class Usage(BaseModel):

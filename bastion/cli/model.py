@@ -20,7 +20,9 @@ from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
 from bastion.wiring import local_gateway, local_server, model_url, probe_client
 from serving import (
+    PRESETS,
     PROFILES,
+    Dialect,
     GatewayPolicy,
     LaunchConfigError,
     MetricsSnapshot,
@@ -251,7 +253,7 @@ def check(
         return
     table = Table(show_header=False, box=None)
     rows = [
-        ("server", f"{info.kind} at {info.url}"),
+        ("server", f"{info.kind}{' ' + info.version if info.version else ''} at {info.url}"),
         ("models", ", ".join(info.models) or "none listed"),
         ("context length", str(info.context_length or "unknown")),
         ("vision", _yes_no(info.vision)),
@@ -264,6 +266,9 @@ def check(
         sm = info.smoke
         rows.append(("smoke", f"first token {sm.first_token_ms:.0f} ms, {sm.completion_tokens} tokens in "
                               f"{sm.total_ms:.0f} ms ({sm.tokens_per_s or 0:.0f} tokens/s)"))  # fmt: skip
+    preset = PRESETS.get(info.kind)
+    if preset is not None:
+        rows.append(("dialect", _dialect_line(preset.dialect) + f" (`bastion model preset {preset.name}`)"))
     for name, value in rows:
         table.add_row(f"[bold]{name}[/bold]", value)
     out.print(table)
@@ -272,6 +277,49 @@ def check(
 async def _probe(url: str, api_key: str | None, smoke: bool) -> ServerInfo:
     async with probe_client(url, api_key) as client:
         return await probe(client, smoke=smoke)
+
+
+def _dialect_line(dialect: Dialect) -> str:
+    """What Bastion sends such a server beyond the OpenAI core, and what it leaves out."""
+    effort = {"field": "reasoning_effort", "template": "chat_template_kwargs.reasoning_effort", "off": None}
+    fields = {
+        "cache_salt": dialect.cache_salt,
+        "json_schema": dialect.json_schema,
+        "tools": dialect.tools,
+    }
+    sent = [f for f in (effort[dialect.reasoning], *(f for f, on in fields.items() if on)) if f]
+    left = [f for f, on in {"reasoning effort": dialect.reasoning != "off", **fields}.items() if not on]
+    return f"sends {', '.join(sent) or 'the core only'}" + (f"; leaves out {', '.join(left)}" if left else "")
+
+
+@app.command()
+def preset(
+    name: str = typer.Argument(..., help=f"One of: {', '.join(PRESETS)}."),
+    print_only: bool = typer.Option(False, "--print", help="Print instead of writing the files."),
+    folder: Path = typer.Option(Path("."), "--dir", help="Where to write NAME.env (and NAME.sh)."),
+) -> None:
+    """A deployment path of Mistral Small 4: the settings that point Bastion at it (an env file), the
+    command that starts it where Bastion may, and the request fields it accepts."""
+    chosen = PRESETS.get(name)
+    if chosen is None:
+        raise typer.BadParameter(f"{name!r}: use one of {', '.join(PRESETS)}", param_hint="NAME")
+    env = "".join(f"{k}={v}\n" for k, v in chosen.env().items())
+    command = " ".join(p if p.startswith("${") else shlex.quote(p) for p in chosen.command or [])
+    say(f"{chosen.title} [{chosen.kind}]; {_dialect_line(chosen.dialect)}.")
+    for note in chosen.notes:
+        say(f"  - {note}")
+    if print_only:
+        if command:
+            out.print(command, markup=False)
+        out.print(env, end="", markup=False)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{chosen.name}.env").write_text(env)
+    written = [folder / f"{chosen.name}.env"]
+    if command:
+        (folder / f"{chosen.name}.sh").write_text(f"#!/usr/bin/env bash\nexec {command}\n")
+        written.append(folder / f"{chosen.name}.sh")
+    out.print("Wrote " + ", ".join(str(p) for p in written) + ".", markup=False)
 
 
 def _yes_no(value: bool | None) -> str:

@@ -267,6 +267,32 @@ def test_launch_sglang_prints_validated_commands(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "--profile" in unknown.stderr
 
 
+@pytest.mark.parametrize("name", ["sglang", "vllm", "llama.cpp", "nim", "mistral-api", "transformers"])
+def test_model_preset_writes_settings_bastion_accepts(tmp_path: Path, name: str) -> None:
+    done = bastion("model", "preset", name, "--dir", str(tmp_path / "out"), data_dir=tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    env = dict(
+        line.split("=", 1) for line in (tmp_path / "out" / f"{name}.env").read_text().splitlines() if line
+    )
+    # Every line is a real setting: loading them (references filled in) gives the configured client.
+    filled = {k: ("secret" if v.startswith("${") else v) for k, v in env.items()}
+    checked = subprocess.run(
+        [sys.executable, "-c", "from bastion.settings import load_settings; s = load_settings(); "
+         "print(s.model.url, s.model.reasoning, s.model.send_cache_salt)"],
+        env={**os.environ, "BASTION_DATA_DIR": str(tmp_path / "data"), **filled},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert (tmp_path / "out" / f"{name}.sh").exists() == (name in ("sglang", "vllm", "llama.cpp"))
+    if name == "mistral-api":
+        assert checked.stdout.split() == ["https://api.mistral.ai/v1", "field", "False"]
+
+
+def test_model_preset_refuses_an_unknown_path(tmp_path: Path) -> None:
+    done = bastion("model", "preset", "tgi", "--print", data_dir=tmp_path)
+    assert done.returncode == 2 and "use one of" in done.stderr
+
+
 def test_router_train_then_ask_with_the_learned_router(indexed: Path, llm_url: str) -> None:
     trained = bastion("router", "train", "--json", data_dir=indexed)
     assert trained.returncode == 0, trained.stderr

@@ -18,6 +18,7 @@ from serving import (
     ChatRequest,
     ConnectError,
     ContextLengthError,
+    Dialect,
     ImageError,
     JsonSchema,
     Message,
@@ -237,8 +238,9 @@ async def test_client_errors_are_not_retried() -> None:
 
 def test_effort_is_omitted_for_servers_that_do_not_take_it() -> None:
     request = _ask("q", reasoning_effort="none")
-    assert request.to_wire(model=None, send_reasoning_effort=True, stream=False)["reasoning_effort"] == "none"
-    assert "reasoning_effort" not in request.to_wire(model=None, send_reasoning_effort=False, stream=False)
+    assert request.to_wire(model=None, dialect=Dialect(), stream=False)["reasoning_effort"] == "none"
+    off = request.to_wire(model=None, dialect=Dialect(reasoning="off"), stream=False)
+    assert "reasoning_effort" not in off and "chat_template_kwargs" not in off
 
 
 def test_request_rejects_unknown_fields_and_bad_effort() -> None:

@@ -75,6 +75,23 @@ async def test_probe_reads_sglang_capabilities_and_metrics() -> None:
     assert info.smoke is not None and info.smoke.completion_tokens == 3
 
 
+# vLLM's shapes, from its source (vllm/entrypoints/openai: /version and ModelCard.max_model_len).
+VLLM_CARD = {"id": "mistral-small-4", "object": "model", "owned_by": "vllm", "max_model_len": 262144}
+VLLM_MODELS = {"object": "list", "data": [VLLM_CARD]}
+
+
+async def test_probe_recognises_vllm_by_its_version_endpoint() -> None:
+    routes = {
+        "/v1/models": httpx.Response(200, json=VLLM_MODELS),
+        "/version": httpx.Response(200, json={"version": "0.29.0"}),
+    }
+    transport = httpx.MockTransport(lambda request: routes.get(request.url.path, httpx.Response(404)))
+    async with ChatClient("http://gpu:8000/v1", transport=transport) as client:
+        info = await probe(client, smoke=False)
+    assert (info.kind, info.version, info.context_length) == ("vllm", "0.29.0", 262144)
+    assert info.cache_report is None, "unknown until a request shows cached tokens"
+
+
 @pytest.mark.llm
 async def test_probe_reads_the_real_llama_server(llm_url: str) -> None:
     async with ChatClient(llm_url) as client:
