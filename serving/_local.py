@@ -14,6 +14,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from filelock import FileLock
@@ -37,10 +38,34 @@ class LocalServerConfig(BaseModel):
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
 
-class LocalServerState(BaseModel):
+class ProcessState(BaseModel):
+    """What a started process leaves in its state file: at least its pid."""
+
     model_config = ConfigDict(frozen=True)
 
     pid: int
+
+
+S = TypeVar("S", bound=ProcessState)
+
+
+def read_state(state_file: Path, kind: type[S]) -> S | None:
+    """The state of the process that wrote `state_file`, or None; a file left by a dead process (or
+    one that no longer parses) is removed, so the next start begins clean."""
+    if not state_file.exists():
+        return None
+    try:
+        state = kind.model_validate_json(state_file.read_text())
+    except ValueError:
+        state_file.unlink(missing_ok=True)
+        return None
+    if not alive(state.pid):
+        state_file.unlink(missing_ok=True)
+        return None
+    return state
+
+
+class LocalServerState(ProcessState):
     port: int
     host: str
     url: str
@@ -62,17 +87,7 @@ class LocalServer:
 
     def status(self) -> LocalServerState | None:
         """The running server's state, or None; a state file left by a dead server is removed."""
-        if not self.state_file.exists():
-            return None
-        try:
-            state = LocalServerState.model_validate_json(self.state_file.read_text())
-        except ValueError:
-            self.state_file.unlink(missing_ok=True)
-            return None
-        if not alive(state.pid):
-            self.state_file.unlink(missing_ok=True)
-            return None
-        return state
+        return read_state(self.state_file, LocalServerState)
 
     def healthy(self, state: LocalServerState) -> bool:
         try:
@@ -122,19 +137,7 @@ class LocalServer:
                 "--metrics",
                 "--no-webui",
             ]
-            env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
-            with self.log_file.open("ab") as log:
-                log.write(f"\n=== {datetime.now(UTC).isoformat()} {' '.join(command)}\n".encode())
-                log.flush()
-                # A new session: the server outlives this CLI call, and `stop` ends its whole group.
-                process = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                )
+            process = spawn(command, self.log_file, {"OMP_WAIT_POLICY": "passive"})
             state = LocalServerState(
                 pid=process.pid,
                 port=port,
@@ -181,6 +184,22 @@ class LocalServer:
         raise LocalServerError(
             f"llama-server did not become healthy within {self.config.startup_timeout_s:.0f}s. "
             f"Last lines of {self.log_file}:\n{tail(self.log_file)}"
+        )
+
+
+def spawn(command: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a server process that outlives this CLI call, its output appended to `log_file`. A new
+    session, so that stopping it (terminate) ends its whole process group."""
+    with log_file.open("ab") as log:
+        log.write(f"\n=== {datetime.now(UTC).isoformat()} {' '.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            start_new_session=True,
         )
 
 

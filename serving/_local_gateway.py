@@ -8,7 +8,6 @@ second `start` finds the running set instead of starting a twin.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving._errors import LocalServerError
 from serving._gateway import GatewayConfig, GatewayPolicy, validate_gateway_args
-from serving._local import LocalServer, LocalServerConfig, alive, free_port, tail, terminate
+from serving._local import (
+    LocalServer,
+    LocalServerConfig,
+    ProcessState,
+    free_port,
+    read_state,
+    spawn,
+    tail,
+    terminate,
+)
 
 
 class LocalGatewayConfig(BaseModel):
@@ -37,10 +45,7 @@ class LocalGatewayConfig(BaseModel):
     startup_timeout_s: float = Field(default=60.0, gt=0)
 
 
-class LocalGatewayState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    pid: int
+class LocalGatewayState(ProcessState):
     url: str
     port: int
     policy: GatewayPolicy
@@ -62,18 +67,7 @@ def smg_binary() -> Path:
 
 def running_gateway(state_dir: Path) -> LocalGatewayState | None:
     """The gateway running from `state_dir`, or None; a state file left by a dead gateway is removed."""
-    state_file = state_dir / "gateway.json"
-    if not state_file.exists():
-        return None
-    try:
-        state = LocalGatewayState.model_validate_json(state_file.read_text())
-    except ValueError:
-        state_file.unlink(missing_ok=True)
-        return None
-    if not alive(state.pid):
-        state_file.unlink(missing_ok=True)
-        return None
-    return state
+    return read_state(state_dir / "gateway.json", LocalGatewayState)
 
 
 class LocalGateway:
@@ -147,17 +141,7 @@ class LocalGateway:
         )
         validate_gateway_args(gateway.args())
         command = [str(smg_binary()), *gateway.command()[1:]]
-        with self.log_file.open("ab") as log:
-            log.write(f"\n=== {datetime.now(UTC).isoformat()} {' '.join(command)}\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "NO_COLOR": "1"},
-                start_new_session=True,
-            )
+        process = spawn(command, self.log_file, {"NO_COLOR": "1"})
         state = LocalGatewayState(
             pid=process.pid,
             url=f"http://{host}:{port}/v1",

@@ -25,6 +25,8 @@ from serving import (
     Dialect,
     GatewayPolicy,
     LaunchConfigError,
+    LocalGateway,
+    LocalServer,
     MetricsSnapshot,
     ServerInfo,
     SGLangFlags,
@@ -56,15 +58,20 @@ def serve(
         state = server.start()
         out.print(f"llama-server ready at {state.url} (pid {state.pid}); log: {state.log_file}")
     if foreground:
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0) and server.status() is not None:
-                pass
-        except KeyboardInterrupt:
+        _stay_attached(server)
+
+
+def _stay_attached(running: LocalServer | LocalGateway) -> None:
+    """Wait until Ctrl-C, SIGTERM or the process's own end, then stop it (and what it runs)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0) and running.status() is not None:
             pass
-        server.stop()
-        out.print("Stopped.")
+    except KeyboardInterrupt:
+        pass
+    running.stop()
+    out.print("Stopped.")
 
 
 @app.command()
@@ -148,15 +155,7 @@ def gateway(
             f"{', '.join(state.workers)}; log: {state.log_file}"
         )
     if foreground:
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        try:
-            while not done.wait(1.0) and runner.status() is not None:
-                pass
-        except KeyboardInterrupt:
-            pass
-        runner.stop()
-        out.print("Stopped.")
+        _stay_attached(runner)
 
 
 @app.command()
