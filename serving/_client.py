@@ -6,8 +6,7 @@ import asyncio
 import builtins
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,20 +14,36 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 
 from serving._errors import (
-    BadRequestError,
     CapabilityError,
-    ConnectError,
     ContextLengthError,
     ResponseError,
+    ServerError,
     ServingError,
     TimeoutError,
 )
 from serving._fit import MAX_BYTES_PER_TOKEN, SMALLEST_WINDOW, prompt_text, room, template_tokens, too_long
 from serving._retry import RETRYABLE_STATUS, RetryPolicy
+from serving._tokens import count_tokens
 from serving._types import ChatRequest, ChatResult, Dialect, StreamEvent, ToolCall, Usage
-from serving._wire import dropped_unanswered, error_detail, json_object, status_error, stream_event
+from serving._wire import (
+    connect_error,
+    dropped_unanswered,
+    json_object,
+    status_error,
+    stream_event,
+    timeout_error,
+    typed_errors,
+)
 
 KEEPALIVE_EXPIRY_S = 4.0
+
+
+class _FailedBeforeAnswer(Exception):
+    """A stream failed before it yielded anything: nothing reached the caller, so it may be resent."""
+
+    def __init__(self, error: ServingError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ChatClient:
@@ -116,56 +131,24 @@ class ChatClient:
 
         llama-server answers `POST /tokenize` with the ids; SGLang answers `POST /v1/tokenize` with a
         count. Budgets for long prompts (a packed repository) must use this rather than a guess.
+        The configured tokenizers come first (a gateway's replicas; one that is down hands over to the
+        next), then the server itself.
         """
-        # The configured tokenizers first (a gateway's replicas), then the server itself; a replica
-        # that is down hands over to the next.
-        roots = [*self.tokenizer_urls, self.server_root]
-        for i, root in enumerate(roots):
-            last = i == len(roots) - 1
-            try:
-                response = await self._tokenize_at(root, text)
-            except ConnectError:
-                if last:
-                    raise
-                continue
-            if response.status_code < 400:
-                break
-            if last:
-                raise self._tokenize_error(response, root)
-        data = json_object(response)
-        if "count" in data:
-            return int(data["count"])
-        if isinstance(data.get("tokens"), list):
-            return len(data["tokens"])
-        raise ResponseError(f"{root} answered the tokenize request without tokens: {str(data)[:200]}")
-
-    async def _tokenize_at(self, root: str, text: str) -> httpx.Response:
-        with self._typed_errors(f"Tokenizing with {root}"):
-            response = await self._http.post(f"{root}/tokenize", json={"content": text, "add_special": False})
-            if response.status_code == 404:
-                body: dict[str, Any] = {"prompt": text, "add_special_tokens": False}
-                if self.model:  # SGLang's gateway routes /v1/tokenize by model too
-                    body["model"] = self.model
-                response = await self._http.post(f"{root}/v1/tokenize", json=body)
-            return response
-
-    def _tokenize_error(self, response: httpx.Response, root: str) -> ServingError:
-        if response.status_code in (400, 404, 422) and not self.tokenizer_urls:
-            # SGLang's gateway without --tokenizer-path: "No tokenizers available" (400) or no route.
-            return BadRequestError(
-                f"{root} cannot count tokens (HTTP {response.status_code}: {error_detail(response)}). "
-                "Behind a gateway, set BASTION_MODEL_TOKENIZER_URL to one replica's URL, or start the "
-                "gateway with the model's tokenizer (smg --tokenizer-path).",
-                status_code=response.status_code,
-            )
-        return self._status_error(response)
+        return await count_tokens(
+            self._http,
+            [*self.tokenizer_urls, self.server_root],
+            text,
+            model=self.model,
+            configured=bool(self.tokenizer_urls),
+            attempts=self.retry.attempts,
+        )
 
     async def get(self, path: str, *, root: bool = False) -> httpx.Response:
         """GET a server endpoint (`root=True`: relative to the server root, e.g. /health, /metrics)."""
         return await self._get_url(f"{self.server_root if root else self.base_url}{path}")
 
     async def _get_url(self, url: str) -> httpx.Response:
-        with self._typed_errors(f"GET {url}"):
+        with typed_errors(self.base_url, self.retry.attempts, f"GET {url}"):
             return await self._http.get(url, timeout=10.0)
 
     async def supports_images(self) -> bool | None:
@@ -265,14 +248,16 @@ class ChatClient:
         """Yield events as the server sends them; the final event carries usage when the server reports it.
 
         Retries happen only before the first event: a stream cut short mid-way raises, since
-        replaying it would duplicate text the caller has already shown. Closing the stream early
-        (`contextlib.aclosing`, or cancelling the task) closes the connection, and both SGLang and
-        llama-server then stop generating for it.
+        replaying it would duplicate text the caller has already shown. A stream that fails before
+        it yielded anything (a replica killed behind a gateway mid-prefill) is sent again. Closing
+        the stream early (`contextlib.aclosing`, or cancelling the task) closes the connection, and
+        both SGLang and llama-server then stop generating for it.
         """
         await self._check_capabilities(request)
         await self.check_fits(request)
         body = request.to_wire(model=self.model, dialect=self.dialect, stream=True)
         for attempt in range(self.retry.attempts):
+            yielded = False
             try:
                 async with (
                     self._slots,
@@ -303,10 +288,11 @@ class ChatClient:
                                 return
                             # A body sent without a length ends where the connection does, so a
                             # server or gateway dying mid-answer reads as an early, quiet end.
-                            raise ResponseError(
+                            cut = ResponseError(
                                 f"The stream from {self.base_url} ended before the answer finished "
                                 "(no finish_reason and no [DONE]): the connection was cut."
-                            ) from None
+                            )
+                            raise (cut if yielded else _FailedBeforeAnswer(cut)) from None
                         except builtins.TimeoutError as exc:
                             raise TimeoutError(
                                 f"No first token from {self.base_url} within {self.first_token_timeout_s:g}s "
@@ -316,23 +302,34 @@ class ChatClient:
                         first = False
                         if sse.data.strip() == "[DONE]":
                             return
-                        event = stream_event(json.loads(sse.data))
+                        try:
+                            event = stream_event(json.loads(sse.data))
+                        except ServerError as exc:
+                            if yielded:
+                                raise
+                            raise _FailedBeforeAnswer(exc) from exc
                         if event is not None:
                             finished = finished or event.finish_reason is not None
+                            yielded = True
                             yield event
+            except _FailedBeforeAnswer as failed:
+                if attempt + 1 < self.retry.attempts:
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    continue
+                raise failed.error from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 < self.retry.attempts:
                     await asyncio.sleep(self.retry.delay(attempt))
                     continue
-                raise self._connect_error(exc) from exc
+                raise connect_error(self.base_url, self.retry.attempts, exc) from exc
             except httpx.RemoteProtocolError as exc:
                 # A connection dropped before any response (a stale keep-alive socket) is safe to
                 # resend; one cut mid-stream is not, since the caller has shown part of the text.
-                if dropped_unanswered(exc) and attempt + 1 < self.retry.attempts:
+                if (dropped_unanswered(exc) or not yielded) and attempt + 1 < self.retry.attempts:
                     continue
                 raise ServingError(f"Streaming from {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
-                raise self._timeout_error(exc) from exc
+                raise timeout_error(self.base_url, exc) from exc
             except (SSEError, json.JSONDecodeError) as exc:
                 raise ResponseError(f"{self.base_url} sent a malformed event stream: {exc}") from exc
             except httpx.HTTPError as exc:
@@ -349,7 +346,7 @@ class ChatClient:
                     response = await send()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
-                    raise self._connect_error(exc) from exc
+                    raise connect_error(self.base_url, self.retry.attempts, exc) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             except httpx.RemoteProtocolError as exc:
@@ -358,7 +355,7 @@ class ChatClient:
                 raise ServingError(f"Request to {self.base_url} failed: {exc}") from exc
             except httpx.TimeoutException as exc:
                 # A read timeout may mean the server is still generating: retrying would double the load.
-                raise self._timeout_error(exc) from exc
+                raise timeout_error(self.base_url, exc) from exc
             except httpx.HTTPError as exc:
                 raise ServingError(f"Request to {self.base_url} failed: {exc}") from exc
             if response.status_code in RETRYABLE_STATUS and not last:
@@ -368,31 +365,6 @@ class ChatClient:
                 raise self._status_error(response)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    @contextmanager
-    def _typed_errors(self, what: str) -> Iterator[None]:
-        """httpx's errors as Bastion's, for single requests that are not retried."""
-        try:
-            yield
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._connect_error(exc) from exc
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc) from exc
-        except httpx.HTTPError as exc:
-            raise ServingError(f"{what} failed: {exc}") from exc
-
-    def _connect_error(self, exc: Exception) -> ConnectError:
-        return ConnectError(
-            f"Cannot reach the model server at {self.base_url} ({exc.__class__.__name__}) after "
-            f"{self.retry.attempts} attempts. Is it running? Locally: `bastion model serve`; "
-            "otherwise check BASTION_MODEL_URL."
-        )
-
-    def _timeout_error(self, exc: Exception) -> TimeoutError:
-        return TimeoutError(
-            f"The model server at {self.base_url} did not answer in time ({exc.__class__.__name__}). "
-            "Raise BASTION_MODEL_TIMEOUT_S or ask for fewer tokens."
-        )
 
     def _status_error(self, response: httpx.Response) -> ServingError:
         return status_error(response, self.base_url, self.retry.attempts)

@@ -4,11 +4,21 @@ errors, and stream chunks turned into events. Both llama-server and SGLang speak
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from serving._errors import BadRequestError, ContextLengthError, ResponseError, ServerError, ServingError
+from serving._errors import (
+    BadRequestError,
+    ConnectError,
+    ContextLengthError,
+    ResponseError,
+    ServerError,
+    ServingError,
+    TimeoutError,
+)
 from serving._types import StreamEvent, ToolCallDelta, Usage
 
 # Substrings that llama-server ("exceed_context_size_error") and SGLang ("longer than the model's
@@ -112,3 +122,31 @@ def stream_event(data: dict[str, Any]) -> StreamEvent | None:
     )
     # The first chunk usually carries only the role: nothing a caller needs.
     return event if event != StreamEvent() else None
+
+
+def connect_error(base_url: str, attempts: int, exc: Exception) -> ConnectError:
+    return ConnectError(
+        f"Cannot reach the model server at {base_url} ({exc.__class__.__name__}) after "
+        f"{attempts} attempts. Is it running? Locally: `bastion model serve`; "
+        "otherwise check BASTION_MODEL_URL."
+    )
+
+
+def timeout_error(base_url: str, exc: Exception) -> TimeoutError:
+    return TimeoutError(
+        f"The model server at {base_url} did not answer in time ({exc.__class__.__name__}). "
+        "Raise BASTION_MODEL_TIMEOUT_S or ask for fewer tokens."
+    )
+
+
+@contextmanager
+def typed_errors(base_url: str, attempts: int, what: str) -> Iterator[None]:
+    """httpx's errors as Bastion's, for single requests that are not retried."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise connect_error(base_url, attempts, exc) from exc
+    except httpx.TimeoutException as exc:
+        raise timeout_error(base_url, exc) from exc
+    except httpx.HTTPError as exc:
+        raise ServingError(f"{what} failed: {exc}") from exc
