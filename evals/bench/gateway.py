@@ -103,9 +103,11 @@ def _repo(folder: Path, number: int) -> Path:
 
 
 class _Client(TimedClient):
-    def __init__(self, url: str, *, model: str, tokenizers: list[str]) -> None:
+    def __init__(self, url: str, *, model: str, tokenizers: list[str], timeout_s: float) -> None:
         self.routed_transport = _RoutedTransport()
-        super().__init__(url, model=model, tokenizer_urls=tokenizers, transport=self.routed_transport)
+        super().__init__(
+            url, model=model, tokenizer_urls=tokenizers, transport=self.routed_transport, timeout_s=timeout_s
+        )
 
 
 async def _turn(agent: CodeAgent, client: _Client, session: _Session, question: str, thread: str) -> None:
@@ -137,6 +139,7 @@ async def _run_sessions(
     sessions: list[_Session],
     turns: int,
     max_tokens: int,
+    timeout_s: float,
     kill: tuple[int, int] | None = None,
 ) -> None:
     """Every session's turns, concurrently; `kill=(after_turn, pid)` SIGKILLs pid once every session
@@ -145,7 +148,7 @@ async def _run_sessions(
     barrier = asyncio.Barrier(len(sessions) + 1) if kill else None
 
     async def one(session: _Session) -> None:
-        async with _Client(url, model=model, tokenizers=workers) as client:
+        async with _Client(url, model=model, tokenizers=workers, timeout_s=timeout_s) as client:
             agent = CodeAgent(
                 client, options=CodeOptions(max_tokens=max_tokens), checkpointer=InMemorySaver()
             )
@@ -226,7 +229,14 @@ def _phase(args: argparse.Namespace, policy: GatewayPolicy, *, failover: bool) -
             started = time.perf_counter()
             asyncio.run(
                 _run_sessions(
-                    state.url, state.model, state.workers, sessions, args.turns, args.max_tokens, kill
+                    state.url,
+                    state.model,
+                    state.workers,
+                    sessions,
+                    args.turns,
+                    args.max_tokens,
+                    args.timeout,
+                    kill,
                 )
             )
             result: dict[str, Any] = {
@@ -262,6 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=48,
         help="answer length: routing and caching are about prompts; long answers only cost time",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="the client's read timeout (BASTION_MODEL_TIMEOUT_S's default): after a kill the survivor "
+        "queues every session on its slots, and on a shared CPU that can take longer",
     )
     parser.add_argument("--kill-after", type=int, default=3, help="turns done before the kill")
     parser.add_argument("--model", choices=["smollm2", "qwen2.5-1.5b"], default="smollm2")
