@@ -119,7 +119,11 @@ class LocalGateway:
                 terminate(state.pid, timeout_s=timeout_s, what="smg")
                 self.state_file.unlink(missing_ok=True)
                 stopped = True
-            for server in self.replica_servers():
+            # Every replica folder there is, not this config's count: `--stop` does not know how many
+            # replicas `start` was given.
+            folders = sorted(self.config.state_dir.glob("replica-*"))
+            for folder in folders:
+                server = LocalServer(self.config.replica.model_copy(update={"state_dir": folder}))
                 stopped = server.stop(timeout_s=timeout_s) or stopped
             return stopped
 

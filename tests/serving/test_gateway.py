@@ -255,7 +255,8 @@ def test_local_gateway_routes_survives_a_dead_replica_and_stops_everything(
         assert statuses == [200] * 4, statuses
         assert asyncio.run(_count(state.url, state.workers)) > 0, "the next replica tokenizes"
     finally:
-        assert gateway.stop()
+        # Stopped as `bastion model gateway --stop` does: without knowing how many replicas it has.
+        assert LocalGateway(LocalGatewayConfig(replica=replica, replicas=1, state_dir=tmp_path / "gw")).stop()
     assert running_gateway(tmp_path / "gw") is None
     assert all(s.status() is None for s in gateway.replica_servers())
     assert not gateway.stop()
