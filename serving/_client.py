@@ -323,8 +323,8 @@ class ChatClient:
                     continue
                 raise connect_error(self.base_url, self.retry.attempts, exc) from exc
             except httpx.RemoteProtocolError as exc:
-                # A connection dropped before any response (a stale keep-alive socket) is safe to
-                # resend; one cut mid-stream is not, since the caller has shown part of the text.
+                # A connection dropped before any response (a stale keep-alive socket), or cut before
+                # anything was yielded, is safe to resend; once the caller has text, it is not.
                 if (dropped_unanswered(exc) or not yielded) and attempt + 1 < self.retry.attempts:
                     continue
                 raise ServingError(f"Streaming from {self.base_url} failed: {exc}") from exc
