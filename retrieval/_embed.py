@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -90,6 +91,12 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        # Opening a store needs the dimension before anything is embedded (a re-index of unchanged
+        # files embeds nothing): read it from the model folder when its modules say, without loading
+        # the model (~5 s).
+        declared = _declared_dimension(self.model_path)
+        if declared is not None:
+            return declared
         dim = self._load().get_embedding_dimension()
         if dim is None:
             raise EmbeddingError(f"{self.model_path} does not declare its embedding dimension")
@@ -138,3 +145,21 @@ def _resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _declared_dimension(model_path: Path) -> int | None:
+    """The embedding size a sentence-transformers folder declares, when its last module that changes
+    the size is the pooling layer (Transformer → Pooling → Normalize, as MiniLM); None otherwise."""
+    try:
+        modules = json.loads((model_path / "modules.json").read_text())
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        if kinds[-1] == "Normalize":
+            kinds, modules = kinds[:-1], modules[:-1]
+        if kinds[-1] != "Pooling":
+            return None
+        pooling = json.loads((model_path / str(modules[-1]["path"]) / "config.json").read_text())
+        # Each pooling mode switched on (mean, max, CLS…) contributes one copy of the token width.
+        modes = sum(1 for key, on in pooling.items() if key.startswith("pooling_mode_") and on is True)
+        return int(pooling["word_embedding_dimension"]) * modes if modes else None
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
