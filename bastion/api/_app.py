@@ -230,6 +230,16 @@ def _routes() -> APIRouter:
     ) -> JSONResponse | StreamingResponse:
         services = services_of(request)
         _within_limits(body, services.settings)
+        if any(m.has_images for m in body.messages):
+            # Refused, never dropped: an answer that silently ignored the picture would be wrong.
+            vision = await services.client.supports_images()
+            raise HTTPException(
+                400,
+                "This request has images, but the model server does not read images (it reports no "
+                "vision); send the question as text."
+                if not vision
+                else f"{body.model} does not pass images to the model yet; send the question as text.",
+            )
         started = time.perf_counter()
         try:
             if body.model == "bastion-qa":

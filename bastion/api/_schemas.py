@@ -23,8 +23,12 @@ class WireMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
     @property
+    def has_images(self) -> bool:
+        return isinstance(self.content, list) and any(p.get("type") == "image_url" for p in self.content)
+
+    @property
     def text(self) -> str:
-        """The message's text; image and other parts are not read by these agents."""
+        """The message's text; image parts are refused before an agent runs (see _app.py)."""
         if isinstance(self.content, str):
             return self.content
         return "".join(str(p.get("text", "")) for p in self.content or [] if p.get("type") == "text")

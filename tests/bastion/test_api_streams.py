@@ -140,6 +140,9 @@ def _threads_hold(data: Path, text: str) -> bool:
     if not (data / "threads.sqlite").exists():
         return False
     with sqlite3.connect(data / "threads.sqlite") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "checkpoints" not in tables:  # created on the first stored turn
+            return False
         rows = db.execute("SELECT checkpoint, metadata FROM checkpoints").fetchall()
         rows += db.execute("SELECT value, CAST(channel AS BLOB) FROM writes").fetchall()
     return any(text.encode() in bytes(v) for row in rows for v in row if v is not None)
@@ -191,3 +194,19 @@ def test_a_model_timeout_is_a_504_and_an_upstream_error_names_nothing_internal(
     log = (data / "api.log").read_text()
     assert "upstream-secret-detail" in log, "the full error goes to the server's log instead"
     assert not _threads_hold(data, "SLOW please") and not _threads_hold(data, "ERR please")
+
+
+def test_images_sent_to_a_server_without_vision_are_refused_never_dropped(
+    api: tuple[str, dict[str, str], Path],
+) -> None:
+    url, keys, data = api
+    picture = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    for model in ("bastion-qa", "bastion-chat"):
+        body = {"model": model, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "IMG-5e1 what does this chart show?"}, picture]}]}  # fmt: skip
+        answer = httpx.post(
+            f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {keys['ann']}"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "does not read images" in answer.json()["error"]["message"]
+    assert not _threads_hold(data, "IMG-5e1")
