@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from retrieval._errors import EmbeddingError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 
 class Embedder(Protocol):
@@ -62,6 +63,7 @@ class SentenceTransformerEmbedder:
         # batch 32 and 3,889 at 512; on CPUs larger batches gain nothing, so each device gets its own.
         self.batch_size = batch_size or (512 if self.device.startswith("cuda") else 32)
         self._model: SentenceTransformer | None = None
+        self._fast: Tokenizer | Literal[False] | None = None  # False: the folder has no tokenizer.json
         # Agents ask the same (rewritten) questions repeatedly; a query costs ~10 ms of CPU to embed.
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
         self._query_cache_size = query_cache_size
@@ -104,15 +106,35 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        # Two of the model's positions go to its [CLS] and [SEP] tokens.
-        length = self._load().max_seq_length
+        # Two of the model's positions go to its [CLS] and [SEP] tokens. sentence-transformers takes the
+        # length from sentence_bert_config.json when the folder has one, as we do, without loading.
+        length = _declared_max_length(self.model_path) or self._load().max_seq_length
         if length is None:
             raise EmbeddingError(f"{self.model_path} does not declare its maximum sequence length")
         return int(length) - 2
 
     def count_tokens(self, text: str) -> int:
+        # Chunking counts tokens for every file, changed or not; the model's own tokenizer.json through
+        # `tokenizers` counts exactly as the loaded model does without loading torch and the weights.
+        tokenizer = self._tokenizer()
+        if tokenizer is not None:
+            return len(tokenizer.encode(text, add_special_tokens=False).ids)
         ids = self._load().tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         return len(ids)
+
+    def _tokenizer(self) -> Tokenizer | None:
+        if self._fast is None:
+            path = self.model_path / "tokenizer.json"
+            if not path.exists():
+                self._fast = False
+            else:
+                from tokenizers import Tokenizer
+
+                fast = Tokenizer.from_file(str(path))
+                fast.no_truncation()  # the file truncates at the model's window; counting must not
+                fast.no_padding()
+                self._fast = fast
+        return self._fast or None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -162,4 +184,12 @@ def _declared_dimension(model_path: Path) -> int | None:
         modes = sum(1 for key, on in pooling.items() if key.startswith("pooling_mode_") and on is True)
         return int(pooling["word_embedding_dimension"]) * modes if modes else None
     except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _declared_max_length(model_path: Path) -> int | None:
+    try:
+        config = json.loads((model_path / "sentence_bert_config.json").read_text())
+        return int(config["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None

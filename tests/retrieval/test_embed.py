@@ -10,12 +10,27 @@ from pathlib import Path
 from retrieval import SentenceTransformerEmbedder, default_model_path
 from retrieval._embed import _declared_dimension
 
+TEXTS = [
+    "How long is CCTV footage kept?",
+    "def _fitting_prefix(text: str, start: int) -> int:  # snake_case and CamelCase identifiers",
+    "Überprüfung der Datenschutz-Folgenabschätzung — naïve café résumé 東京 🙂",
+    "x" * 3000 + " a very long line past the model's 256-token window " * 40,
+    "",
+]
 
-def test_the_dimension_comes_from_the_model_folder_without_loading_the_model() -> None:
+
+def test_dimension_window_and_token_counts_come_without_loading_the_model() -> None:
     embedder = SentenceTransformerEmbedder(default_model_path())
-    assert embedder.dimension == 384
-    assert embedder._model is None, "reading the dimension loaded the model"
-    assert len(embedder.embed_query("a question")) == embedder.dimension
+    assert embedder.dimension == 384 and embedder.max_tokens == 254
+    counts = [embedder.count_tokens(t) for t in TEXTS]
+    assert embedder._model is None, "reading the model's facts or counting tokens loaded the model"
+    loaded = embedder._load()
+    assert loaded.get_embedding_dimension() == 384 and loaded.max_seq_length - 2 == embedder.max_tokens
+    # Exactly the loaded model's own counts, long texts included (no truncation at the window).
+    expected = [
+        len(loaded.tokenizer(t, add_special_tokens=False, truncation=False)["input_ids"]) for t in TEXTS
+    ]
+    assert counts == expected and counts[3] > 256
 
 
 def test_a_folder_that_declares_more_pooling_modes_or_a_dense_layer_is_read_right(tmp_path: Path) -> None:
