@@ -139,7 +139,7 @@ def index_paths(
     s = get_settings(ctx)
     # Bad input fails here, before a model is loaded or anything is written.
     loaded = load_documents(paths, allow_empty_folders=prune, max_chars=max_document_chars(s))
-    say("Loading the embedding model…")
+    say("Opening the index (the embedding model loads only if something must be embedded)…")
     embedder = make_embedder(s)
     with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
         indexer = make_indexer(s, embedder, store, manifest)
