@@ -78,12 +78,10 @@ class LocalGateway:
         self._lock = FileLock(str(config.state_dir / "gateway.lock"))
 
     def replica_servers(self) -> list[LocalServer]:
-        return [
-            LocalServer(
-                self.config.replica.model_copy(update={"state_dir": self.config.state_dir / f"replica-{i}"})
-            )
-            for i in range(self.config.replicas)
-        ]
+        return [self._replica(self.config.state_dir / f"replica-{i}") for i in range(self.config.replicas)]
+
+    def _replica(self, folder: Path) -> LocalServer:
+        return LocalServer(self.config.replica.model_copy(update={"state_dir": folder}))
 
     def status(self) -> LocalGatewayState | None:
         """The running gateway's state, or None."""
@@ -123,8 +121,7 @@ class LocalGateway:
             # replicas `start` was given.
             folders = sorted(self.config.state_dir.glob("replica-*"))
             for folder in folders:
-                server = LocalServer(self.config.replica.model_copy(update={"state_dir": folder}))
-                stopped = server.stop(timeout_s=timeout_s) or stopped
+                stopped = self._replica(folder).stop(timeout_s=timeout_s) or stopped
             return stopped
 
     def _start_gateway(self, workers: list[str]) -> LocalGatewayState:
