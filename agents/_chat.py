@@ -14,7 +14,7 @@ import asyncio
 import operator
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict
 
 from agents._errors import QuestionError, thread_values
 from agents._forget import kept_only_if_done
+from agents._images import turn_message
 from agents._qa_prompts import history_start
 from agents._router import RouteDecision, Router, StepRecord, route_effort
 from retrieval import Principal
-from serving import ChatClient, ChatRequest, Effort, Message, Usage
+from serving import ChatClient, ChatRequest, Effort, ImagePart, Message, Usage
 
 SYSTEM = (
     "You are Bastion, an assistant inside an organisation's own network. Answer clearly and briefly. "
@@ -64,6 +65,7 @@ class ChatEvent(BaseModel):
 @dataclass(frozen=True)
 class _Context:
     cache_salt: str | None = None
+    images: tuple[ImagePart, ...] = ()  # the asker's pictures: this turn's call only, never stored
 
 
 class _Turn(TypedDict):
@@ -111,19 +113,23 @@ class ChatAgent:
         *,
         thread_id: str | None = None,
         cache_salt: str | None = None,
+        images: Sequence[ImagePart] = (),
     ) -> AsyncIterator[ChatEvent]:
         """One turn: node events and reply tokens as they happen, then a `done` event. `cache_salt`
-        keeps this caller's prompts out of other tenants' prefix cache on SGLang."""
+        keeps this caller's prompts out of other tenants' prefix cache on SGLang; `images` go with
+        the message to a server that reads them (CapabilityError, before anything runs, otherwise)."""
         message = message.strip()
         if not message:
             raise QuestionError("the message is empty")
+        if images:
+            await self.client.require_images()
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
         await thread_values(self.graph, thread_id, principal.user, "chat")
         started = time.perf_counter()
         turn: _State = {"message": message, "owner": principal.user, "agent": "chat"}
         step: StepRecord | None = None
-        context = _Context(cache_salt=cache_salt)
+        context = _Context(cache_salt=cache_salt, images=tuple(images))
         async with kept_only_if_done(self.graph.checkpointer, thread_id):
             async for mode, chunk in self.graph.astream(
                 turn, config, context=context, stream_mode=["custom", "updates"]
@@ -162,7 +168,7 @@ class ChatAgent:
         write = get_stream_writer()
         decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
         request = ChatRequest(
-            messages=[*self._prefix(state), Message(role="user", content=state["message"])],
+            messages=[*self._prefix(state), turn_message(state["message"], runtime.context.images)],
             reasoning_effort=decision.effort,
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,

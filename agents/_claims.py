@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -142,15 +143,18 @@ def check(
     refusal: str,
     question: str = "",
     threshold: float = SUPPORT_THRESHOLD,
+    pictures: Collection[int] = (),
 ) -> Checked:
     """`passages` maps the numbers the model was shown to their chunks; a claim whose best quote
-    supports it less than `threshold` is unsupported."""
+    supports it less than `threshold` is unsupported, unless it cites one of `pictures` (passages the
+    model saw as images): no text can back a claim about what a picture shows, so it stands on the
+    picture alone and is flagged `image_claim`."""
     if not draft.answerable:
         return _refused(refusal, ["model_refused"])
     flags: list[str] = []
     units = units_of(passages)
     kept: list[Claim] = []
-    dropped, unsupported, corrected, best = [], [], False, 0.0
+    dropped, unsupported, from_pictures, corrected, best = [], [], [], False, 0.0
     seen: set[str] = set()
     for index, claim in enumerate(draft.claims, start=1):
         text = _MARKER.sub("", claim.text).strip()
@@ -169,6 +173,11 @@ def check(
                 (score, exact, holders), _best_unit(text, question, list(passages), units), key=lambda b: b[0]
             )
         best = max(best, score)
+        seen_pictures = [n for n in numbers if n in pictures]
+        if score < threshold and seen_pictures:
+            from_pictures.append(index)
+            kept.append(Claim(text=text, citations=seen_pictures))
+            continue
         if score < threshold:
             unsupported.append(index)
             kept.append(Claim(text=text, citations=numbers))
@@ -184,6 +193,8 @@ def check(
         flags.append(f"dropped_claims:{','.join(map(str, dropped))}")
     if unsupported:
         flags.append(f"unsupported_claim:{','.join(map(str, unsupported))}")
+    if from_pictures:
+        flags.append(f"image_claim:{','.join(map(str, from_pictures))}")
     if corrected:
         flags.append("corrected_citations")
     if not kept or len(unsupported) == len(kept):

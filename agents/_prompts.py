@@ -26,4 +26,6 @@ TEMPLATES = (
     "qa_verify",
     "search_expand",
     "search_rerank",
+    "images_asked",
+    "images_passage",
 )

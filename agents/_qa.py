@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import QuestionError, thread_values
 from agents._forget import kept_only_if_done
+from agents._images import attachable, turn_message
 from agents._prompts import render
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
 from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
@@ -34,7 +36,7 @@ from agents._quotes import SUPPORT_THRESHOLD
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from agents._search_assist import AssistOptions, SearchAssist
 from retrieval import Chunk, Principal, Retriever, SearchHit, SearchMode
-from serving import ChatClient, ChatRequest, ChatResult, Effort, Message, Usage
+from serving import ChatClient, ChatRequest, ChatResult, Effort, ImagePart, Message, Usage
 
 REFUSAL = "Not found in the documents you can access."
 
@@ -81,6 +83,7 @@ class QAResult(BaseModel):
 class _Context:
     principal: Principal
     cache_salt: str | None = None
+    images: tuple[ImagePart, ...] = ()  # the asker's pictures: this turn's answer call only, never stored
 
 
 class QAAgent:
@@ -124,12 +127,17 @@ class QAAgent:
         *,
         thread_id: str | None = None,
         cache_salt: str | None = None,
+        images: Sequence[ImagePart] = (),
     ) -> QAResult:
         """Answer one question for `principal` in a thread. `cache_salt` keeps this caller's prompts out
-        of other tenants' prefix cache on SGLang (`ChatRequest.cache_salt`)."""
+        of other tenants' prefix cache on SGLang (`ChatRequest.cache_salt`). `images` go to the model
+        with the question (agents/_images.py); a server without vision refuses them before anything
+        runs or is stored (CapabilityError)."""
         question = question.strip()
         if not question:
             raise QuestionError("the question is empty")
+        if images:
+            await self.client.require_images()
         thread_id = thread_id or uuid.uuid4().hex[:12]
         config: Any = {"configurable": {"thread_id": thread_id}}
         await thread_values(self.graph, thread_id, principal.user, "qa")
@@ -147,7 +155,7 @@ class QAAgent:
             "withdrawn": [],
             "timings": {},
         }
-        context = _Context(principal=principal, cache_salt=cache_salt)
+        context = _Context(principal=principal, cache_salt=cache_salt, images=tuple(images))
         async with kept_only_if_done(self.graph.checkpointer, thread_id):
             state = await self.graph.ainvoke(turn, config, context=context)
         checked = Checked.model_validate(state["checked"])
@@ -297,22 +305,33 @@ class QAAgent:
         if not state["retrieved"]:
             return {"draft": ""}
         decision = RouteDecision(effort=state["effort"], reason=state["effort_reason"])
+        passages = shown_passages(state, self.options.history_turns)
+        attached: dict[int, ImagePart] = {}
+        unavailable: list[int] = []
+        if any(c.doc_type == "image" for c in passages.values()) and await self.client.supports_images():
+            attached, unavailable = await asyncio.to_thread(attachable, passages)
+        question = render("qa_turn", question=state["question"])
+        if runtime.context.images:
+            question += "\n" + render("images_asked", count=len(runtime.context.images))
         request = ChatRequest(
             messages=[
                 *prefix(state, self.options.history_turns, with_new_passages=True),
-                Message(role="user", content=render("qa_turn", question=state["question"])),
+                turn_message(question, runtime.context.images, attached),
             ],
             reasoning_effort=decision.effort,
             max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
-            response_format=answer_schema(shown_passages(state, self.options.history_turns)),
+            response_format=answer_schema(passages),
             cache_salt=runtime.context.cache_salt,
         )
         result = await self.client.complete(request)
         flags = ["truncated"] if result.finish_reason == "length" else []
+        if unavailable:
+            flags.append(f"image_unavailable:{','.join(map(str, unavailable))}")
         generate_ms = state["timings"].get("generate_ms", 0.0) + result.latency_ms
         return {
             "draft": result.content,
+            "pictures": sorted(attached),
             "flags": state["flags"] + flags,
             "steps": [*state["steps"], _record("answer", decision, result)],
             "timings": {**state["timings"], "generate_ms": generate_ms},
@@ -330,6 +349,7 @@ class QAAgent:
             refusal=REFUSAL,
             question=state["question"],
             threshold=self.options.support_threshold,
+            pictures=set(state.get("pictures") or []),
         )
         flags = [*checked.flags, *(["malformed_output"] if malformed else [])]
         return {"checked": checked.model_dump(), "flags": state["flags"] + flags}

@@ -37,6 +37,7 @@ class QAState(TypedDict, total=False):
     introduced: list[int]
     withdrawn: list[int]  # earlier evidence the asker may no longer read, or that no longer exists
     draft: str
+    pictures: list[int]  # passages attached as pictures to this turn's answer call
     checked: dict[str, Any]
     flags: list[str]
     steps: list[dict[str, Any]]

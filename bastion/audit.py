@@ -67,6 +67,7 @@ class AuditRecord(BaseModel):
     question_sha256: str | None = None  # the question, or a search's query
     question: str | None = None  # None when redacted
     chunk_ids: list[str] = Field(default_factory=list)  # what the asker was shown
+    image_sha256s: list[str] = Field(default_factory=list)  # the question's pictures (never their pixels)
     model: str | None = None
     efforts: list[str] = Field(default_factory=list)  # one per model call, in order
     prompt_tokens: int = 0

@@ -108,14 +108,18 @@ def _read(file: Path, source: str, max_chars: int) -> Document:
         raise ExtractionError(_too_big(len(extracted.text), max_chars, "of text"))
     if not extracted.text.strip():
         raise ExtractionError("is empty")
+    sha256 = hashlib.sha256(data).hexdigest()
+    # A picture's chunk carries the file's hash, so an agent attaches the pixels only while the file
+    # still holds what was indexed (agents/_images.py).
+    media = {**extracted.media, "sha256": sha256} if doc_type == "image" else extracted.media
     return Document(
         source=source,
         text=extracted.text,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         doc_type=doc_type,
         modified_at=modified_at,
         sections=extracted.sections,
-        media=extracted.media,
+        media=media,
         groups=groups,
     )
 

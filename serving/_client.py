@@ -205,12 +205,17 @@ class ChatClient:
         if counted > room(window, request):
             raise ContextLengthError(too_long(counted, window, request), status_code=400)
 
-    async def _check_capabilities(self, request: ChatRequest) -> None:
-        if request.has_images and await self.supports_images() is False:
+    async def require_images(self) -> None:
+        """Raise CapabilityError unless the server may read images (it says so, or says nothing)."""
+        if await self.supports_images() is False:
             raise CapabilityError(
                 f"The model at {self.base_url} cannot read images (the server reports no vision support). "
                 "Send text only, or point BASTION_MODEL_URL at a vision model such as Mistral Small 4."
             )
+
+    async def _check_capabilities(self, request: ChatRequest) -> None:
+        if request.has_images:
+            await self.require_images()
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         await self._check_capabilities(request)

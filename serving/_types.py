@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,16 +46,37 @@ class ImagePart(BaseModel):
             raise ImageError(f"unsupported image type {mime!r}; use one of {', '.join(sorted(IMAGE_TYPES))}")
         if len(data) > MAX_IMAGE_BYTES:
             raise ImageError(f"the image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
+        if not _MAGIC[mime](data):
+            # Caught here rather than as a server error half-way through an agent's turn.
+            raise ImageError(f"the data is not a {mime.removeprefix('image/').upper()} image")
         return cls(image_url=ImageUrl(url=f"data:{mime};base64,{base64.b64encode(data).decode()}"))
 
     @classmethod
     def from_file(cls, path: Path) -> ImagePart:
         mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
                 ".gif": "image/gif"}.get(path.suffix.lower(), "")  # fmt: skip
-        return cls.from_bytes(path.read_bytes(), mime)
+        if not mime:
+            raise ImageError(f"{path}: not a picture Bastion can send; use a .png, .jpg, .webp or .gif file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot be read ({exc.strerror})") from exc
+        return cls.from_bytes(data, mime)
+
+    @property
+    def sha256(self) -> str:
+        """The picture's own bytes' hash (what an audit record keeps instead of the pixels)."""
+        payload = self.image_url.url.partition(",")[2]
+        return hashlib.sha256(base64.b64decode(payload)).hexdigest()
 
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+_MAGIC: dict[str, Callable[[bytes], bool]] = {
+    "image/png": lambda d: d.startswith(b"\x89PNG\r\n\x1a\n"),
+    "image/jpeg": lambda d: d.startswith(b"\xff\xd8\xff"),
+    "image/gif": lambda d: d[:6] in (b"GIF87a", b"GIF89a"),
+    "image/webp": lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP",
+}
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 

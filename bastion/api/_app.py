@@ -32,6 +32,7 @@ from bastion.api._schemas import AGENTS, ChatCompletionRequest, SearchRequest
 from bastion.api._services import Services, audit_event, open_services, public_source, question_fields
 from bastion.keys import KeyInfo
 from bastion.settings import Settings
+from serving import ImageError, ImagePart
 
 log = logging.getLogger("bastion.api")
 
@@ -230,23 +231,14 @@ def _routes() -> APIRouter:
     ) -> JSONResponse | StreamingResponse:
         services = services_of(request)
         _within_limits(body, services.settings)
-        if any(m.has_images for m in body.messages):
-            # Refused, never dropped: an answer that silently ignored the picture would be wrong.
-            vision = await services.client.supports_images()
-            raise HTTPException(
-                400,
-                "This request has images, but the model server does not read images (it reports no "
-                "vision); send the question as text."
-                if not vision
-                else f"{body.model} does not pass images to the model yet; send the question as text.",
-            )
         started = time.perf_counter()
         try:
+            images = await _pictures(body, services)
             if body.model == "bastion-qa":
-                return await answer_qa(services, metrics_of(request), body, who)
+                return await answer_qa(services, metrics_of(request), body, who, images)
             if body.model == "bastion-code":
                 return await answer_code(services, metrics_of(request), body, who)
-            return await answer_chat(services, metrics_of(request), body, who)
+            return await answer_chat(services, metrics_of(request), body, who, images)
         except Exception as exc:
             await audit_event(
                 services,
@@ -263,6 +255,30 @@ def _routes() -> APIRouter:
             raise
 
     return router
+
+
+async def _pictures(body: ChatCompletionRequest, services: Services) -> list[ImagePart]:
+    """The question's pictures, or a 400 that says why they cannot be used: refused, never dropped,
+    since an answer that silently ignored the picture would be wrong. Pictures in earlier messages
+    belong to turns already answered (OpenAI clients send the whole history back)."""
+    question = body.messages[-1]
+    if not question.has_images:
+        return []
+    if body.model == "bastion-code":
+        raise HTTPException(
+            400, "bastion-code reads a repository and takes no images; ask bastion-qa or bastion-chat."
+        )
+    try:
+        images = question.images()
+    except ImageError as exc:
+        raise HTTPException(400, f"messages.{len(body.messages) - 1}: {exc}") from exc
+    if await services.client.supports_images() is False:
+        raise HTTPException(
+            400,
+            "This request has images, but the model server does not read images (it reports no vision); "
+            "send the question as text, or point BASTION_MODEL_URL at a vision model.",
+        )
+    return images
 
 
 def _within_limits(body: ChatCompletionRequest, settings: Settings) -> None:

@@ -32,7 +32,7 @@ from bastion.api._schemas import (
 from bastion.api._services import Services, cache_salt, public_source, question_fields
 from bastion.audit import AuditRecord, sha256_text
 from bastion.keys import KeyInfo
-from serving import Effort, ServingError, Usage
+from serving import Effort, ImagePart, ServingError, Usage
 
 log = logging.getLogger("bastion.api")
 
@@ -61,14 +61,22 @@ def _with_sources(result: QAResult) -> str:
 
 
 async def answer_qa(
-    services: Services, metrics: ApiMetrics, body: ChatCompletionRequest, who: KeyInfo
+    services: Services,
+    metrics: ApiMetrics,
+    body: ChatCompletionRequest,
+    who: KeyInfo,
+    images: list[ImagePart] | None = None,
 ) -> JSONResponse | StreamingResponse:
     question = body.messages[-1].text
     agent = services.qa_easy if body.reasoning_effort == "none" else services.qa
     thread = await asyncio.to_thread(_thread_for, services, who, body.model, body.messages)
     started = time.perf_counter()
     result = await agent.ask(
-        question, who.principal, thread_id=thread, cache_salt=cache_salt(services.settings, who)
+        question,
+        who.principal,
+        thread_id=thread,
+        cache_salt=cache_salt(services.settings, who),
+        images=images or (),
     )
     content = _with_sources(result)
     metrics.retrieval.observe(result.timings.get("retrieve_ms", 0.0) / 1000)
@@ -85,6 +93,7 @@ async def answer_qa(
         started,
         chunk_ids=result.retrieved_chunk_ids,
         refused=result.refused,
+        images=images,
     )
     extension = {
         "thread_id": result.thread_id,
@@ -103,7 +112,11 @@ async def answer_qa(
 
 
 async def answer_chat(
-    services: Services, metrics: ApiMetrics, body: ChatCompletionRequest, who: KeyInfo
+    services: Services,
+    metrics: ApiMetrics,
+    body: ChatCompletionRequest,
+    who: KeyInfo,
+    images: list[ImagePart] | None = None,
 ) -> JSONResponse | StreamingResponse:
     message = body.messages[-1].text
     agent = services.chat_easy if body.reasoning_effort == "none" else services.chat
@@ -125,12 +138,15 @@ async def answer_chat(
             done.usage or Usage(),
             efforts,
             started,
+            images=images,
         )
         return usage, {"thread_id": done.thread_id, "reasoning_effort": done.effort}
 
     if not body.stream:
         parts, done = [], None
-        async for event in agent.stream(message, who.principal, thread_id=thread, cache_salt=salt):
+        async for event in agent.stream(
+            message, who.principal, thread_id=thread, cache_salt=salt, images=images or ()
+        ):
             if event.kind == "token":
                 parts.append(event.text)
             elif event.kind == "done":
@@ -144,7 +160,9 @@ async def answer_chat(
         yield _sse(chunk_json(cid, body.model, {"role": "assistant", "content": ""}))
         parts: list[str] = []
         try:
-            async for event in agent.stream(message, who.principal, thread_id=thread, cache_salt=salt):
+            async for event in agent.stream(
+                message, who.principal, thread_id=thread, cache_salt=salt, images=images or ()
+            ):
                 if event.kind == "token":
                     parts.append(event.text)
                     yield _sse(chunk_json(cid, body.model, {"content": event.text}))
@@ -199,6 +217,7 @@ async def _account(
     *,
     chunk_ids: list[str] | None = None,
     refused: bool = False,
+    images: list[ImagePart] | None = None,
 ) -> dict[str, Any]:
     """Everything an answered request leaves behind: metrics, the conversation's next key, and the
     audit record. Returns the usage in OpenAI's shape."""
@@ -211,6 +230,7 @@ async def _account(
         agent=body.model,
         **question_fields(services, question),
         chunk_ids=chunk_ids or [],
+        image_sha256s=[image.sha256 for image in images or []],
         model=services.settings.model.name or services.client.base_url,
         efforts=list(efforts),
         prompt_tokens=usage.prompt_tokens,

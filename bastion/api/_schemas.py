@@ -3,6 +3,7 @@ Bastion's own search request. Unknown request fields are ignored, as OpenAI-comp
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -12,8 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retrieval import SearchMode
+from serving import ImageError, ImagePart
 
 AGENTS = ("bastion-qa", "bastion-chat", "bastion-code")
+MAX_IMAGES = 8  # pictures in one message; each is also bounded by size (serving.MAX_IMAGE_BYTES)
 
 
 class WireMessage(BaseModel):
@@ -26,9 +29,33 @@ class WireMessage(BaseModel):
     def has_images(self) -> bool:
         return isinstance(self.content, list) and any(p.get("type") == "image_url" for p in self.content)
 
+    def images(self) -> list[ImagePart]:
+        """The message's pictures, inline data URLs only: Bastion never fetches a URL it is handed (the
+        server would reach out of the organisation, or into it, on a caller's behalf)."""
+        parts = [p for p in self.content or [] if isinstance(p, dict) and p.get("type") == "image_url"]
+        if len(parts) > MAX_IMAGES:
+            raise ImageError(f"{len(parts)} images in one message; the limit is {MAX_IMAGES}")
+        images = []
+        for part in parts:
+            spec = part.get("image_url")
+            url = spec.get("url") if isinstance(spec, dict) else spec
+            if not isinstance(url, str) or not url.startswith("data:"):
+                raise ImageError(
+                    "an image_url must be an inline data URL (data:image/png;base64,…); Bastion does not "
+                    "fetch images from URLs"
+                )
+            head, _, payload = url.partition(",")
+            mime = head.removeprefix("data:").removesuffix(";base64")
+            try:
+                data = base64.b64decode(payload, validate=True)
+            except ValueError as exc:
+                raise ImageError(f"an image's data URL is not valid base64 ({exc})") from exc
+            images.append(ImagePart.from_bytes(data, mime))
+        return images
+
     @property
     def text(self) -> str:
-        """The message's text; image parts are refused before an agent runs (see _app.py)."""
+        """The message's text (its pictures: `images`)."""
         if isinstance(self.content, str):
             return self.content
         return "".join(str(p.get("text", "")) for p in self.content or [] if p.get("type") == "text")

@@ -12,6 +12,7 @@ from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import code_agent, qa_agent
 from retrieval import Principal
+from serving import ImageError, ImagePart
 
 
 def ask(
@@ -22,6 +23,12 @@ def ask(
     ),
     repo: Path | None = typer.Option(None, "--repo", help="The repository the code agent reads."),
     thread: str | None = typer.Option(None, "--thread", help="Continue this conversation thread."),
+    image: list[Path] = typer.Option(
+        [],
+        "--image",
+        help="A picture (PNG, JPEG, WebP, GIF) asked about with the question; repeat for more. Needs a "
+        "model server that reads images.",
+    ),
     user: str | None = USER_OPTION,
     groups: str | None = GROUPS_OPTION,
     as_json: bool = JSON_OPTION,
@@ -33,6 +40,12 @@ def ask(
         raise typer.BadParameter("the question is empty", param_hint="QUESTION")
     if agent not in ("qa", "code"):
         raise typer.BadParameter(f"unknown agent {agent!r}: use qa or code", param_hint="--agent")
+    if image and agent != "qa":
+        raise typer.BadParameter("pictures go with --agent qa", param_hint="--image")
+    try:
+        images = [ImagePart.from_file(path) for path in image]
+    except ImageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--image") from exc
     if agent == "code":
         if repo is None or not repo.is_dir():
             raise typer.BadParameter(
@@ -47,7 +60,7 @@ def ask(
         return
     if repo is not None:
         raise typer.BadParameter("--repo only goes with --agent code", param_hint="--repo")
-    result = run(ask_once(s, question, who, thread))
+    result = run(ask_once(s, question, who, thread, images))
     if as_json:
         out.print_json(result.model_dump_json())
     else:
@@ -89,9 +102,11 @@ _CODE_FLAG_TEXT = {
 }
 
 
-async def ask_once(s: Settings, question: str, who: Principal, thread: str | None) -> QAResult:
+async def ask_once(
+    s: Settings, question: str, who: Principal, thread: str | None, images: list[ImagePart] | None = None
+) -> QAResult:
     async with qa_agent(s, say) as agent:
-        return await agent.ask(question, who, thread_id=thread)
+        return await agent.ask(question, who, thread_id=thread, images=images or ())
 
 
 def print_result(result: QAResult) -> None:

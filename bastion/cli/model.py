@@ -35,6 +35,7 @@ from serving import (
     probe,
     running_gateway,
     server_args_of,
+    vllm_commands,
 )
 
 app = typer.Typer(
@@ -296,27 +297,55 @@ def preset(
     name: str = typer.Argument(..., help=f"One of: {', '.join(PRESETS)}."),
     print_only: bool = typer.Option(False, "--print", help="Print instead of writing the files."),
     folder: Path = typer.Option(Path("."), "--dir", help="Where to write NAME.env (and NAME.sh)."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help=f"sglang and vllm: the hardware, one of {', '.join(PROFILES)} (default: 2xh200); "
+        "several replicas come with SGLang's gateway in front.",
+    ),
 ) -> None:
     """A deployment path of Mistral Small 4: the settings that point Bastion at it (an env file), the
     command that starts it where Bastion may, and the request fields it accepts."""
     chosen = PRESETS.get(name)
     if chosen is None:
         raise typer.BadParameter(f"{name!r}: use one of {', '.join(PRESETS)}", param_hint="NAME")
-    env = "".join(f"{k}={v}\n" for k, v in chosen.env().items())
-    command = " ".join(p if p.startswith("${") else shlex.quote(p) for p in chosen.command or [])
+    commands = [chosen.command] if chosen.command else []
+    settings = chosen.env()
+    if profile is not None:
+        hardware = PROFILES.get(profile)
+        if hardware is None:
+            raise typer.BadParameter(f"{profile!r}: use one of {', '.join(PROFILES)}", param_hint="--profile")
+        key = chosen.command[chosen.command.index("--api-key") + 1] if chosen.command else None
+        if name == "sglang":
+            commands = launch_commands(hardware, api_key=key)
+        elif name == "vllm":
+            commands = vllm_commands(hardware, api_key=key)
+        else:
+            raise typer.BadParameter("hardware profiles go with sglang and vllm", param_hint="--profile")
+        if hardware.replicas > 1:  # Bastion talks to the gateway, not to one replica
+            gateway_port = commands[-1][commands[-1].index("--port") + 1]
+            settings["BASTION_MODEL_URL"] = f"http://gpu-node:{gateway_port}/v1"
+            say(
+                "  - The gateway forwards no /tokenize: run Bastion on the node with "
+                "BASTION_MODEL_TOKENIZER_URL at a replica (they listen on loopback)."
+            )
+    env = "".join(f"{k}={v}\n" for k, v in settings.items())
+    lines = [" ".join(p if p.startswith("${") else shlex.quote(p) for p in c) for c in commands]
     say(f"{chosen.title} [{chosen.kind}]; {_dialect_line(chosen.dialect)}.")
     for note in chosen.notes:
         say(f"  - {note}")
     if print_only:
-        if command:
-            out.print(command, markup=False)
+        for line in lines:
+            out.print(line, markup=False)
         out.print(env, end="", markup=False)
         return
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{chosen.name}.env").write_text(env)
     written = [folder / f"{chosen.name}.env"]
-    if command:
-        (folder / f"{chosen.name}.sh").write_text(f"#!/usr/bin/env bash\nexec {command}\n")
+    if lines:
+        # Replicas in the background, the last command (the gateway, or the only server) in front.
+        body = "".join(f"{line} &\n" for line in lines[:-1]) + f"exec {lines[-1]}\n"
+        (folder / f"{chosen.name}.sh").write_text(f"#!/usr/bin/env bash\n{body}")
         written.append(folder / f"{chosen.name}.sh")
     out.print("Wrote " + ", ".join(str(p) for p in written) + ".", markup=False)
 

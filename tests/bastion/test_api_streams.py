@@ -8,12 +8,17 @@ The faulty server is a fault injector, not a stand-in: llama-server cannot be to
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import hashlib
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +35,12 @@ def _sse(content: str) -> bytes:
     return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+RECEIVED: list[dict[str, Any]] = []  # every chat request a model server here was sent
+
+
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, vision: bool = False
+) -> None:
     """One request per connection. The last user message says how to misbehave."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -52,9 +62,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         if path.startswith("/v1/models"):
             return await send("200 OK", b'{"object":"list","data":[{"id":"m","object":"model"}]}')
         if path.startswith("/props"):
-            return await send("200 OK", b'{"default_generation_settings":{"n_ctx":8192},"modalities":{}}')
+            props = {"default_generation_settings": {"n_ctx": 8192}, "modalities": {"vision": vision}}
+            return await send("200 OK", json.dumps(props).encode())
         if not path.endswith("/chat/completions"):
             return await send("404 Not Found", b'{"error":{"message":"not found"}}')
+        RECEIVED.append(body)
         last = str(body["messages"][-1]["content"])
         if "ERR" in last:
             return await send(
@@ -79,10 +91,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-@pytest.fixture(scope="module")
-def faulty_model() -> Iterator[str]:
+@contextmanager
+def _model_server(vision: bool = False) -> Iterator[str]:
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(asyncio.start_server(_handle, "127.0.0.1", 0))
+    handle = functools.partial(_handle, vision=vision)
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
     port = server.sockets[0].getsockname()[1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -102,10 +115,21 @@ def faulty_model() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def faulty_model() -> Iterator[str]:
+    with _model_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def api(
     tmp_path_factory: pytest.TempPathFactory, faulty_model: str
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
-    data = tmp_path_factory.mktemp("faulty")
+    with _api_before(faulty_model, tmp_path_factory.mktemp("faulty")) as running:
+        yield running
+
+
+@contextmanager
+def _api_before(model_url: str, data: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     keys = {}
     for user, extra in (("ann", []), ("boss", ["--admin"])):
         made = bastion("keys", "create", "--user", user, "--groups", "staff", *extra, "--json", data_dir=data)
@@ -113,7 +137,7 @@ def api(
     env = {
         **os.environ,
         "BASTION_DATA_DIR": str(data),
-        "BASTION_MODEL_URL": faulty_model,
+        "BASTION_MODEL_URL": model_url,
         "BASTION_MODEL_TIMEOUT_S": "3",
         "BASTION_MODEL_RETRIES": "1",
     }
@@ -196,17 +220,74 @@ def test_a_model_timeout_is_a_504_and_an_upstream_error_names_nothing_internal(
     assert not _threads_hold(data, "SLOW please") and not _threads_hold(data, "ERR please")
 
 
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+)  # one pixel
+
+
+def _pictured(model: str, text: str, url: str) -> dict[str, Any]:
+    picture = {"type": "image_url", "image_url": {"url": url}}
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": text}, picture]}],
+    }
+
+
 def test_images_sent_to_a_server_without_vision_are_refused_never_dropped(
     api: tuple[str, dict[str, str], Path],
 ) -> None:
     url, keys, data = api
-    picture = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    auth = {"Authorization": f"Bearer {keys['ann']}"}
+    png = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
+    sent = len(RECEIVED)
     for model in ("bastion-qa", "bastion-chat"):
-        body = {"model": model, "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "IMG-5e1 what does this chart show?"}, picture]}]}  # fmt: skip
         answer = httpx.post(
-            f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {keys['ann']}"}
+            f"{url}/v1/chat/completions",
+            json=_pictured(model, "IMG-5e1 what does this show?", png),
+            headers=auth,
         )
         assert answer.status_code == 400, answer.text
         assert "does not read images" in answer.json()["error"]["message"]
+    # Pictures Bastion cannot send are refused whatever the server, each with the reason.
+    gif_called_png = f"data:image/png;base64,{base64.b64encode(b'GIF89a...').decode()}"
+    refused = [
+        ("bastion-code", png, "takes no images"),
+        ("bastion-qa", "https://example.org/chart.png", "does not fetch images from URLs"),
+        ("bastion-chat", "data:image/png;base64,%%%", "not valid base64"),
+        ("bastion-chat", gif_called_png, "not a PNG image"),
+        ("bastion-qa", "data:image/tiff;base64,AAAA", "unsupported image type"),
+    ]
+    for model, picture, why in refused:
+        body = _pictured(model, "IMG-5e1 what does this show?", picture)
+        answer = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth)
+        assert answer.status_code == 400 and why in answer.json()["error"]["message"], answer.text
+    assert len(RECEIVED) == sent, "nothing reached the model server"
     assert not _threads_hold(data, "IMG-5e1")
+
+
+def test_a_picture_reaches_a_vision_server_with_the_question_is_audited_by_hash_and_never_stored(
+    tmp_path: Path,
+) -> None:
+    with (
+        _model_server(vision=True) as model_url,
+        _api_before(model_url, tmp_path / "data") as (url, keys, data),
+    ):
+        png = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
+        body = _pictured("bastion-chat", "PIC-7a2 what colour is this?", png)
+        sent = len(RECEIVED)
+        answer = httpx.post(
+            f"{url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {keys['ann']}"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"].startswith("word0")
+        (request,) = RECEIVED[sent:]
+        assert request["messages"][-1]["content"] == [
+            {"type": "text", "text": "PIC-7a2 what colour is this?"},
+            {"type": "image_url", "image_url": {"url": png}},
+        ]
+        record = next(r for r in _audited(data) if r["event"] == "answer")
+        assert record["image_sha256s"] == [hashlib.sha256(PNG).hexdigest()]
+        assert _threads_hold(data, "PIC-7a2") and not _threads_hold(data, png[30:80])

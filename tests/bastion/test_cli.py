@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPUS
+from tests.retrieval.fixtures import make_png
 
 pytestmark = pytest.mark.llm
 BASTION = str(Path(sys.executable).with_name("bastion"))
@@ -99,6 +100,43 @@ def test_reindex_reports_unchanged(indexed: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["documents_indexed"], report["documents_unchanged"], report["chunks_written"]) == (0, 6, 0)
+
+
+@pytest.mark.llm
+def test_ask_with_a_picture_needs_a_model_that_reads_images(
+    indexed: Path, llm_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # no message wrapped inside its box
+    picture = make_png(tmp_path / "chart.png", 20, 10)
+    done = bastion(
+        "ask",
+        "PIC-c11 what does this chart show?",
+        "--image",
+        str(picture),
+        data_dir=indexed,
+        model_url=llm_url,
+    )
+    # llama-server here reports no vision: refused before anything runs, and no thread is kept.
+    assert done.returncode != 0 and "cannot read images" in done.stderr, done.stderr
+    threads = indexed / "threads.sqlite"
+    assert not threads.exists() or b"PIC-c11" not in threads.read_bytes()
+    for bad, why in ((tmp_path / "notes.txt", "not a picture"), (tmp_path / "gone.png", "cannot be read")):
+        if bad.suffix == ".txt":
+            bad.write_text("x")
+        refused = bastion("ask", "what is this?", "--image", str(bad), data_dir=indexed)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+    code = bastion(
+        "ask",
+        "what is this?",
+        "--agent",
+        "code",
+        "--repo",
+        str(tmp_path),
+        "--image",
+        str(picture),
+        data_dir=indexed,
+    )
+    assert code.returncode == 2 and "--agent qa" in code.stderr
 
 
 @pytest.mark.capable_llm

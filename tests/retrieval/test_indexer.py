@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,7 +204,13 @@ def test_every_format_is_indexed_and_found_with_its_structure(
     assert top("lost badges cost").doc_type == "html"
     assert top("lock the password vault").title == "class Vault"
     image = top("floor plan")
-    assert image.doc_type == "image" and image.media == {"width": 40, "height": 30, "format": "PNG"}
+    assert image.doc_type == "image"
+    assert {k: image.media[k] for k in ("width", "height", "format")} == {
+        "width": 40,
+        "height": 30,
+        "format": "PNG",
+    }
+    assert image.media["sha256"] == hashlib.sha256(Path(image.source).read_bytes()).hexdigest()
 
 
 def test_a_groups_file_beside_a_document_sets_who_may_read_it(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -107,9 +108,12 @@ def test_broken_python_and_other_code_fall_back_to_plain_code(tmp_path: Path) ->
 
 
 def test_images_become_items_with_their_size(tmp_path: Path) -> None:
-    doc = _one(make_png(tmp_path / "floor-plan.png", 40, 30))
+    png = make_png(tmp_path / "floor-plan.png", 40, 30)
+    doc = _one(png)
     assert doc.doc_type == "image"
-    assert doc.media == {"width": 40, "height": 30, "format": "PNG"}
+    # The file's hash goes with the picture, so an agent attaches it only while it is unchanged.
+    sha = hashlib.sha256(png.read_bytes()).hexdigest()
+    assert doc.media == {"width": 40, "height": 30, "format": "PNG", "sha256": sha}
     assert "40x30" in doc.text
 
 
