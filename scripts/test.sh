@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh || exit 1
+# SGLang's and vLLM's request models and vLLM's argument parser, which tests check Bastion against.
+bash scripts/reference-servers.sh || exit 1
 
 # docker-compose validates docker-compose.yml (no Docker engine needed); best effort, the test skips without it.
 if ! command -v docker-compose >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

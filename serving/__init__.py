@@ -32,7 +32,7 @@ from serving._install import (
 )
 from serving._local import LocalServer, LocalServerConfig, LocalServerState
 from serving._local_gateway import LocalGateway, LocalGatewayConfig, LocalGatewayState, running_gateway
-from serving._presets import PRESETS, Preset
+from serving._presets import PRESETS, Preset, vllm_commands
 from serving._probe import MetricsSnapshot, ServerInfo, SmokeResult, parse_metrics, probe
 from serving._retry import RetryPolicy
 from serving._sglang import (
@@ -121,4 +121,5 @@ __all__ = [
     "running_gateway",
     "server_args_of",
     "validate_gateway_args",
+    "vllm_commands",
 ]

@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving._sglang import MISTRAL_SMALL_4, PROFILES, launch_commands
+from serving._gateway import GatewayConfig, validate_gateway_args
+from serving._sglang import PROFILES, SGLangProfile, launch_commands
 from serving._types import Dialect
 
 
@@ -45,6 +46,53 @@ class Preset(BaseModel):
 _KEY = "${BASTION_MODEL_API_KEY:?set BASTION_MODEL_API_KEY}"
 
 
+def vllm_commands(
+    profile: SGLangProfile,
+    *,
+    api_key: str | None = None,
+    host: str = "0.0.0.0",
+    port: int = 8000,
+    router_port: int = 8080,
+) -> list[list[str]]:
+    """`vllm serve` per replica of a hardware profile (the same profiles as SGLang's: tensor
+    parallelism and GPUs per replica), from vLLM's Mistral Small 4 recipe, then SGLang's gateway in
+    front when there are several. Checked by vLLM 0.34.0's own argument parser and parser registries
+    (tests/serving/test_reference_servers.py)."""
+    commands = []
+    server_host = host if profile.replicas == 1 else "127.0.0.1"  # the gateway is the one door
+    for i in range(profile.replicas):
+        gpus = ",".join(str(g) for g in range(i * profile.gpus, (i + 1) * profile.gpus))
+        env = [f"CUDA_VISIBLE_DEVICES={gpus}"] if profile.replicas > 1 else []
+        args = [
+            "vllm", "serve", profile.model_path,
+            "--served-model-name", profile.served_model_name,
+            "--max-model-len", str(profile.context_length),
+            "--tensor-parallel-size", str(profile.tp_size),
+            "--tool-call-parser", "mistral", "--enable-auto-tool-choice",
+            "--reasoning-parser", "mistral",
+            "--max-num-batched-tokens", "16384", "--max-num-seqs", "128",
+            "--gpu-memory-utilization", "0.8",
+        ]  # fmt: skip
+        if "h100" in profile.name or "h200" in profile.name:
+            # The recipe's backend for FP8 is FlashAttention's MLA kernel, a Hopper one; on Blackwell
+            # vLLM picks its own MLA backend.
+            args += ["--attention-backend", "FLASH_ATTN_MLA"]
+        if api_key is not None:
+            args += ["--api-key", api_key]
+        commands.append([*env, *args, "--host", server_host, "--port", str(port + i)])
+    if profile.replicas > 1:
+        gateway = GatewayConfig(
+            worker_urls=[f"http://127.0.0.1:{port + i}" for i in range(profile.replicas)],
+            policy="cache_aware",
+            host=host,
+            port=router_port,
+            api_key=api_key,
+        )
+        validate_gateway_args(gateway.args())
+        commands.append(gateway.command())
+    return commands
+
+
 def _sglang() -> Preset:
     [command] = launch_commands(PROFILES["2xh200"], api_key="${SGLANG_API_KEY:?set SGLANG_API_KEY}")
     return Preset(
@@ -66,36 +114,7 @@ PRESETS: dict[str, Preset] = {
             name="vllm",
             title="vLLM >= 0.20 on 2x H200 (FP8), from vLLM's Mistral Small 4 recipe",
             kind="server",
-            command=[
-                "vllm",
-                "serve",
-                MISTRAL_SMALL_4,
-                "--served-model-name",
-                "mistral-small-4",
-                "--max-model-len",
-                "262144",
-                "--tensor-parallel-size",
-                "2",
-                "--attention-backend",
-                "FLASH_ATTN_MLA",
-                "--tool-call-parser",
-                "mistral",
-                "--enable-auto-tool-choice",
-                "--reasoning-parser",
-                "mistral",
-                "--max-num-batched-tokens",
-                "16384",
-                "--max-num-seqs",
-                "128",
-                "--gpu-memory-utilization",
-                "0.8",
-                "--api-key",
-                "${VLLM_API_KEY:?set VLLM_API_KEY}",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                "8000",
-            ],
+            command=vllm_commands(PROFILES["2xh200"], api_key="${VLLM_API_KEY:?set VLLM_API_KEY}")[0],
             settings={
                 "BASTION_MODEL_URL": "http://gpu-node:8000/v1",
                 "BASTION_MODEL_NAME": "mistral-small-4",
