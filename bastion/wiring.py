@@ -16,27 +16,8 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from qdrant_client import QdrantClient
-
-from agents import (
-    AssistOptions,
-    ChatAgent,
-    ChatOptions,
-    CodeAgent,
-    CodeOptions,
-    LearnedRouter,
-    QAAgent,
-    QAOptions,
-    RepoFile,
-    RouteDecision,
-    Router,
-    forget_sources,
-    route_effort,
-    start_easy,
-)
 from bastion.audit import AuditLog, audit_key
 from bastion.errors import ConfigError
 from bastion.keys import KeyStore
@@ -47,7 +28,6 @@ from retrieval import (
     Embedder,
     Indexer,
     Manifest,
-    QdrantStore,
     Retriever,
     SearchProfile,
     SentenceTransformerEmbedder,
@@ -76,6 +56,13 @@ from serving import (
     running_gateway,
 )
 
+if TYPE_CHECKING:
+    # The agents (LangGraph, LangChain) and qdrant-client take seconds to import: they load where a
+    # command builds one, so `bastion --help`, `bastion index` and `bastion keys` never pay for them.
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from agents import ChatAgent, CodeAgent, QAAgent, RepoFile, RouteDecision, Router
+
 Say = Callable[[str], None]
 
 log = logging.getLogger("bastion")
@@ -93,6 +80,8 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
     if r.store == "edge":
         store = EdgeStore(settings.files.index / "edge", dimension=dimension)
     elif r.qdrant_url:
+        from retrieval import QdrantStore
+
         api_key = r.qdrant_api_key.get_secret_value() if r.qdrant_api_key else None
         store = QdrantStore.connect(
             r.qdrant_url,
@@ -102,6 +91,10 @@ def open_store(settings: Settings, *, dimension: int) -> Iterator[VectorStore]:
             dimension=dimension,
         )
     else:
+        from qdrant_client import QdrantClient
+
+        from retrieval import QdrantStore
+
         path = settings.files.index / "qdrant"
         store = QdrantStore(QdrantClient(path=str(path)), collection=r.collection, dimension=dimension)
     try:
@@ -297,6 +290,8 @@ def configured_qa_agent(
 ) -> QAAgent:
     """The QA agent as the settings describe it, over any retriever (the evaluation brings its own).
     `easy`: every step with reasoning effort "none" and no escalation, for clients that ask for it."""
+    from agents import AssistOptions, QAAgent, QAOptions
+
     strategy = settings.agent.router
     options = QAOptions(
         escalate=strategy == "escalate" and not easy,
@@ -326,6 +321,8 @@ def configured_chat_agent(
 ) -> ChatAgent:
     """The chat agent, routed as the settings say: the CLI and the API build it here, so both route a
     message the same way. Chat has no checks to escalate on, so "escalate" routes by the rules."""
+    from agents import ChatAgent, ChatOptions, LearnedRouter, route_effort
+
     router: Router = always_easy if easy else route_effort
     if not easy and settings.agent.router == "learned":
         router = LearnedRouter.load(router_path(settings), embedder or make_embedder(settings))
@@ -334,10 +331,14 @@ def configured_chat_agent(
 
 
 def always_easy(text: str) -> RouteDecision:
+    from agents import RouteDecision
+
     return RouteDecision(effort="none", reason="the client asked for reasoning_effort none")
 
 
 def make_router(settings: Settings, embedder: Embedder) -> Router:
+    from agents import LearnedRouter, route_effort, start_easy
+
     strategy = settings.agent.router
     if strategy == "learned":
         return LearnedRouter.load(router_path(settings), embedder)
@@ -356,6 +357,9 @@ async def code_agent(settings: Settings, say: Say) -> AsyncIterator[CodeAgent]:
 async def build_code_agent(
     settings: Settings, client: ChatClient, saver: BaseCheckpointSaver[str], embedder: Embedder, say: Say
 ) -> CodeAgent:
+    from agents import CodeAgent, CodeOptions
+    from retrieval import QdrantStore
+
     def code_retriever(root: Path, files: dict[str, RepoFile], owner: str) -> Retriever:
         say(f"The repository does not fit the context: indexing its {len(files)} files for retrieval…")
         store = QdrantStore.in_memory(dimension=embedder.dimension)
@@ -396,6 +400,8 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     """Where threads persist: SQLite in the data dir, or Postgres when several replicas share them."""
     a = settings.agent
     if a.checkpointer == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
         threads = settings.files.threads
         threads.parent.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(threads)) as sqlite:
@@ -427,6 +433,10 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
 async def forget_documents(saver: BaseCheckpointSaver[str], sources: list[str]) -> list[str]:
     """Delete the conversations that hold text of these documents, and leave none of it on disk:
     SQLite's write-ahead log still has the deleted pages until it is checkpointed."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from agents import forget_sources
+
     threads = await forget_sources(saver, sources)
     if threads and isinstance(saver, AsyncSqliteSaver):
         async with saver.lock:

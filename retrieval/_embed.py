@@ -58,15 +58,32 @@ class SentenceTransformerEmbedder:
         query_cache_size: int = 1024,
     ) -> None:
         self.model_path = model_path
-        self.device = _resolve_device(device)
-        # Measured (evals/results/embed_throughput-h200.json): on an H200, MiniLM ran 877 chunks/s at
-        # batch 32 and 3,889 at 512; on CPUs larger batches gain nothing, so each device gets its own.
-        self.batch_size = batch_size or (512 if self.device.startswith("cuda") else 32)
+        # Resolved on first use: "auto" asks torch for a GPU, and importing torch costs seconds that a
+        # re-index with nothing to embed should not pay.
+        self._device_setting = device
+        self._device: str | None = None
+        self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._fast: Tokenizer | Literal[False] | None = None  # False: the folder has no tokenizer.json
         # Agents ask the same (rewritten) questions repeatedly; a query costs ~10 ms of CPU to embed.
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
         self._query_cache_size = query_cache_size
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = _resolve_device(self._device_setting)
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        # Measured (evals/results/embed_throughput-h200.json): on an H200, MiniLM ran 877 chunks/s at
+        # batch 32 and 3,889 at 512; on CPUs larger batches gain nothing, so each device gets its own.
+        return self._batch_size or (512 if self.device.startswith("cuda") else 32)
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = value
 
     @property
     def name(self) -> str:

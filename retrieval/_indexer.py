@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +37,9 @@ from retrieval._types import (
 )
 
 DOCUMENT_DECAY = 0.2
+# Bump when the same file would be cut into other chunks, titles, context headers or point ids: the
+# manifest records it with every file, and a file indexed under another version is chunked again.
+CHUNKING_VERSION = "1"
 """A document's score: its best chunk's, plus each further chunk's times 0.2, 0.04, … (the banking
 suite's many-section policies gain from it, 0.358 to 0.370; CWE's one-chunk entries lose a little)."""
 QUERY_WINDOW_TOKENS = 200
@@ -129,6 +132,12 @@ class Indexer:
         self.budget = min(chunk_tokens, max(embedder.max_tokens - HEADER_TOKENS, embedder.max_tokens // 2))
         self.batch_size = batch_size
 
+    @property
+    def plan_key(self) -> str:
+        """How this indexer cuts a file into chunks; a file recorded with the same key, bytes and ACL
+        would give the same chunks, so it is not chunked again."""
+        return f"{CHUNKING_VERSION}:{self.budget}:{self.embedder.name}"
+
     def index(
         self,
         paths: list[Path],
@@ -161,11 +170,21 @@ class Indexer:
         Principal(user=owner, groups=groups)  # validates the names before anything is written
         emit = progress or (lambda _event: None)
         report = IndexReport(skipped_files=loaded.skipped)
-        plans = [
-            self._plan(document, document_acl(owner=owner, groups=document.groups or groups))
-            for document in loaded.documents
-        ]
+        recorded = {e.source: e for e in self.manifest.entries()} if self.manifest is not None else {}
+        plans, kept = [], []
+        for document in loaded.documents:
+            acl = document_acl(owner=owner, groups=document.groups or groups)
+            entry = recorded.get(document.source)
+            if entry is not None and self._still_indexed(document, acl, entry):
+                kept.append((document, entry))
+            else:
+                plans.append(self._plan(document, acl))
         emit(IndexEvent("planned", chunks=sum(len(p.new) for p in plans)))
+        for document, entry in kept:
+            if self.manifest is not None and entry.modified_at != document.modified_at:
+                self.manifest.record(replace(entry, modified_at=document.modified_at))
+            report.documents_unchanged += 1
+            emit(IndexEvent("unchanged", document.source))
         pending: list[_Plan] = []
         for plan in plans:
             if plan.unchanged:
@@ -181,6 +200,20 @@ class Indexer:
         for folder in prune_under or []:
             self._prune(folder, report, emit)
         return report
+
+    def _still_indexed(self, document: Document, acl: list[str], entry: ManifestEntry) -> bool:
+        """Whether the file is indexed as it is now, known without chunking it: the same bytes, ACL
+        and chunking as recorded, and the store still holds exactly that many live chunks of it (a
+        run cut short, or points deleted behind the manifest's back, are planned and repaired)."""
+        if (entry.sha256, entry.acl, entry.doc_type, entry.plan) != (
+            document.sha256,
+            acl,
+            document.doc_type,
+            self.plan_key,
+        ):
+            return False
+        stored = self.store.source_points(document.source)
+        return len(stored) == entry.chunks and all(stored.values())
 
     def _plan(self, document: Document, acl: list[str]) -> _Plan:
         chunks = plan_chunks(document, acl=acl, budget=self.budget, measure=self.embedder.count_tokens)
@@ -216,7 +249,14 @@ class Indexer:
             d = plan.document
             self.manifest.record(
                 ManifestEntry(
-                    d.source, d.sha256, plan.acl, d.doc_type, len(plan.chunks), d.modified_at, now()
+                    d.source,
+                    d.sha256,
+                    plan.acl,
+                    d.doc_type,
+                    len(plan.chunks),
+                    d.modified_at,
+                    now(),
+                    self.plan_key,
                 )
             )
 

@@ -30,6 +30,9 @@ _SCHEMA = [
         modified_at REAL NOT NULL,
         indexed_at REAL NOT NULL
     )""",
+    # How the chunks were made (Indexer.plan_key): a file whose bytes, ACL and plan are unchanged is
+    # skipped without being chunked again. Rows from before it have '' and are planned once more.
+    "ALTER TABLE documents ADD COLUMN plan TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -42,6 +45,7 @@ class ManifestEntry:
     chunks: int
     modified_at: float
     indexed_at: float
+    plan: str = ""
 
 
 class Manifest:
@@ -70,7 +74,7 @@ class Manifest:
     def record(self, entry: ManifestEntry) -> None:
         with self._lock, self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.source,
                     entry.sha256,
@@ -79,6 +83,7 @@ class Manifest:
                     entry.chunks,
                     entry.modified_at,
                     entry.indexed_at,
+                    entry.plan,
                 ),
             )
 
@@ -96,7 +101,7 @@ class Manifest:
         with self._lock, closing(self._db.execute(query, args)) as cursor:
             rows = cursor.fetchall()  # read under the lock; callers may take their time iterating
         for row in rows:
-            yield ManifestEntry(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+            yield ManifestEntry(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7])
 
     def close(self) -> None:
         self._db.close()

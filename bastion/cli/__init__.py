@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from bastion.cli import audit, eval, keys, model, router
+from bastion.cli import audit, keys, model, router
 from bastion.cli._common import err
 from bastion.cli.api import api
 from bastion.cli.ask import ask
@@ -20,7 +23,44 @@ from bastion.errors import BastionError, InputError
 from bastion.settings import load_settings
 from bastion.wiring import private_data_dir
 
+# Groups whose modules take seconds to import (the evaluation layer loads every agent), loaded when
+# they run rather than when `bastion --help` lists them: name → (module, the one-line help it shows).
+# tests/bastion/test_cli.py checks each line against the group's own help.
+LAZY_GROUPS = {
+    "eval": (
+        "bastion.cli.eval",
+        "Measure retrieval, grounding, refusals, routing and cache reuse; compare runs; draw the report.",
+    ),
+}
+
+
+class _LazyGroup(TyperGroup):
+    """Stands in for a command group until it is used: listed with its one-line help, then replaced
+    by the real group the moment click makes a context for it."""
+
+    def __init__(self, name: str, module: str, summary: str) -> None:
+        super().__init__(name=name, short_help=summary, help=summary)
+        self.module = module
+
+    def real(self) -> Any:
+        return typer.main.get_command(importlib.import_module(self.module).app)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+class _Root(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name in LAZY_GROUPS:
+            return _LazyGroup(name, *LAZY_GROUPS[name])
+        return super().get_command(ctx, name)
+
+
 app = typer.Typer(
+    cls=_Root,
     name="bastion",
     help="Bastion: answers from your own documents, on your own servers.",
     no_args_is_help=True,
@@ -31,7 +71,6 @@ app.add_typer(model.app, name="model")
 app.add_typer(router.app, name="router")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
-app.add_typer(eval.app, name="eval")
 app.command()(index)
 app.command()(search)
 app.command()(ask)

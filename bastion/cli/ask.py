@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from agents import CodeResult, QAResult
 from bastion.cli._common import GROUPS_OPTION, JSON_OPTION, USER_OPTION, out, principal, run, safe, say
 from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import code_agent, qa_agent
 from retrieval import Principal
 from serving import ImageError, ImagePart
+
+if TYPE_CHECKING:
+    from agents import CodeResult, QAResult
 
 
 def ask(

@@ -9,10 +9,10 @@ echo "hello" | bastion chat --json # one JSON event per line: node, token, reaso
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from agents import ChatAgent, ChatEvent
 from bastion.cli._common import (
     GROUPS_OPTION,
     JSON_OPTION,
@@ -29,6 +29,9 @@ from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import chat_agent
 from retrieval import Principal
+
+if TYPE_CHECKING:
+    from agents import ChatAgent, ChatEvent
 
 EXIT_WORDS = frozenset({"/exit", "/quit"})
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from agents import QAResult
 from bastion.cli._common import out, run, say
 from bastion.cli._common import settings as get_settings
 from bastion.cli.ask import print_result
@@ -16,6 +16,9 @@ from bastion.cli.index import index_paths
 from bastion.settings import Settings
 from bastion.wiring import local_server, qa_agent
 from retrieval import Principal
+
+if TYPE_CHECKING:
+    from agents import QAResult
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 

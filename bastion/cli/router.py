@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from agents import LearnedRouter, default_labels, read_labels, train
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
 from bastion.wiring import make_embedder, router_path
@@ -25,6 +24,8 @@ def train_command(
 ) -> None:
     """Train the learned router on MiniLM embeddings; BASTION_AGENT_ROUTER=learned then uses it."""
     s = get_settings(ctx)
+    from agents import LearnedRouter, default_labels, read_labels, train
+
     steps = read_labels(data or default_labels())
     say(f"Training on {len(steps)} labelled steps…")
     embedder = make_embedder(s)

@@ -48,7 +48,8 @@ def _vectors(points: int, queries: int, clusters: int, seed: int) -> tuple[np.nd
 
 
 def _normalised(m: np.ndarray) -> np.ndarray:
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
+    normalised: np.ndarray = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return normalised
 
 
 def _rss_mib() -> float:

@@ -465,3 +465,52 @@ def test_demo_answers_right_cites_the_right_file_refuses_and_reports_cache_reuse
         assert source in rest, turn
     assert "Not found in the documents you can access." in turns[-1]
     assert "Follow-up turns reused" in out and "model calls" in out
+
+
+def test_help_loads_no_agent_model_or_evaluation_library() -> None:
+    """`bastion --help` (and every command's start) stays quick: LangGraph, the evaluation layer,
+    qdrant-client and torch load only where a command uses them."""
+    probe = (
+        "import sys\n"
+        "from bastion.cli import main\n"
+        "sys.argv = ['bastion', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('agents', 'langgraph', 'evals', 'qdrant_client', 'torch', 'sentence_transformers')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S)
+    assert done.returncode == 0, done.stderr
+    assert "eval " in done.stdout and "index " in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_lazily_loaded_group_is_listed_with_its_own_help_and_runs_as_itself(tmp_path: Path) -> None:
+    import importlib
+
+    import typer
+
+    from bastion.cli import LAZY_GROUPS
+
+    for module, summary in LAZY_GROUPS.values():
+        real = typer.main.get_command(importlib.import_module(module).app)
+        assert (real.help or "").startswith(summary), "the listing must say what the group's help says"
+    listed = bastion("eval", "list", data_dir=tmp_path)
+    assert listed.returncode == 0 and "retrieval-cwe" in listed.stdout, listed.stderr
+
+
+def test_a_reindex_with_nothing_to_embed_loads_no_model_library(indexed: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from bastion.cli import main\n"
+        f"sys.argv = ['bastion', '--data-dir', {str(indexed)!r}, 'index', {str(CORPUS)!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers', 'agents', 'langgraph', 'qdrant_client')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "BASTION_LOCAL_AUTO_START": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["documents_unchanged"] == 6
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +22,7 @@ from retrieval import (
     Retriever,
     SentenceTransformerEmbedder,
 )
+from retrieval import _indexer as indexer_module
 from tests.conftest import CORPUS
 
 OPERATOR = Principal(user="local")
@@ -87,6 +92,71 @@ def test_reindexing_unchanged_files_writes_nothing(
     second = Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
     assert (second.documents_indexed, second.documents_unchanged, second.chunks_written) == (0, 6, 0)
     assert _live(store) == before
+
+
+def test_an_unchanged_file_is_not_chunked_again_unless_its_record_or_the_chunking_says_so(
+    embedder: SentenceTransformerEmbedder,
+    store: EdgeStore,
+    manifest: Manifest,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
+    before = _live(store)
+    chunked: list[str] = []
+    real = indexer_module.plan_chunks
+
+    def counting(document: Any, **kwargs: Any) -> Any:
+        chunked.append(Path(document.source).name)
+        return real(document, **kwargs)
+
+    monkeypatch.setattr(indexer_module, "plan_chunks", counting)
+
+    def again(**kwargs: Any) -> tuple[int, int]:
+        chunked.clear()
+        report = Indexer(embedder, store, manifest=manifest, **kwargs).index([corpus], owner="local")
+        return report.documents_unchanged, report.documents_indexed
+
+    # Same bytes, ACL and chunking: known unchanged from the manifest, nothing read by the tokenizer.
+    target = corpus / "data-retention.md"
+    os.utime(target, (1_000_000, 1_000_000))  # touched, not changed
+    assert again() == (6, 0) and chunked == []
+    assert _live(store) == before
+    source = str(target.resolve())
+    assert next(e for e in manifest.entries() if e.source == source).modified_at == 1_000_000
+    # Points gone behind the manifest's back (a damaged or replaced index): planned and repaired.
+    store.delete(sorted(before[source])[:1])
+    assert again() == (5, 1) and chunked == ["data-retention.md"]
+    assert _live(store) == before
+    # Another ACL, or another chunk size, chunks every file again.
+    chunked.clear()
+    report = Indexer(embedder, store, manifest=manifest).index(
+        [corpus], owner="local", groups=frozenset({"hr"})
+    )
+    assert report.documents_indexed == 6 and len(chunked) == 6
+    assert again(chunk_tokens=64)[1] == 6 and len(chunked) == 6
+
+
+def test_a_manifest_from_before_plans_were_recorded_is_migrated_and_planned_once(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, tmp_path: Path, corpus: Path
+) -> None:
+    path = tmp_path / "old-manifest.sqlite"
+    with sqlite3.connect(path) as db:  # the first schema, as a Bastion before this change wrote it
+        db.execute(
+            "CREATE TABLE documents (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL, acl TEXT NOT NULL, "
+            "doc_type TEXT NOT NULL, chunks INTEGER NOT NULL, modified_at REAL NOT NULL, "
+            "indexed_at REAL NOT NULL)"
+        )
+        db.execute("PRAGMA user_version = 1")
+    manifest = Manifest(path)
+    try:
+        Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
+        manifest.record(replace(next(manifest.entries()), plan=""))  # a row kept from before
+        report = Indexer(embedder, store, manifest=manifest).index([corpus], owner="local")
+        assert (report.documents_unchanged, report.chunks_written) == (6, 0)
+        assert all(e.plan for e in manifest.entries()), "planned once, then recorded with its plan"
+    finally:
+        manifest.close()
 
 
 def test_a_changed_file_replaces_exactly_its_old_chunks(
