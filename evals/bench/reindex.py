@@ -28,12 +28,13 @@ HEAVY = ("torch", "sentence_transformers", "transformers", "agents", "langgraph"
 _PROBE = """
 import sys, json
 from bastion.cli import main
-sys.argv = ["bastion", *json.loads(sys.argv[1])]
+args, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.argv = ["bastion", *args]
 try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)), file=sys.stderr)
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
 """
 
 
