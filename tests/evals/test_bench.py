@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evals.bench import embed_throughput, ingest, quality_cwe, query_latency
+from evals.bench import embed_throughput, ingest, quality_cwe, quantization, query_latency, reindex
 from evals.bench.cache_reuse import measure
 from tests.conftest import CORPUS
 
@@ -47,6 +47,24 @@ def test_query_latency_bench(capsys: pytest.CaptureFixture[str]) -> None:
     for store in ("edge", "qdrant_local"):
         assert set(row[store]) >= {"dense", "sparse", "hybrid", "hybrid+acl"}
         assert all(row[store][case]["n"] == 3 for case in ("dense", "sparse", "hybrid", "hybrid+acl"))
+
+
+def test_quantization_bench_compares_both_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    quantization.main(["--points", "600", "--queries", "5", "--clusters", "20"])
+    report = _details(capsys)
+    assert set(report["layouts"]) == {"float", "int8"}
+    assert set(report["layouts"]["int8"]["search"]) == {"rescore", "no_rescore", "rescore_oversample2"}
+    for layout in report["layouts"].values():
+        assert layout["index_rss_mib"] >= 0 and layout["disk_mib"] > 0
+        assert all(0 <= mode["recall_at_10"] <= 1 for mode in layout["search"].values())
+
+
+def test_reindex_bench_times_whole_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    reindex.main(["--files", "3", "--repeat", "1"])
+    report = _details(capsys)
+    assert report["files"] == 3 and report["chunks"] > 0
+    assert report["help_s"] > 0 and report["noop_reindex_s"] > 0
+    assert report["noop_reindex_heavy_imports"] == []
 
 
 def test_quality_cwe_bench(capsys: pytest.CaptureFixture[str]) -> None:
