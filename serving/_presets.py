@@ -17,8 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving._gateway import GatewayConfig, validate_gateway_args
-from serving._sglang import PROFILES, SGLangProfile, launch_commands
+from serving._sglang import PROFILES, SGLangProfile, launch_commands, replica_commands
 from serving._types import Dialect
 
 
@@ -58,11 +57,8 @@ def vllm_commands(
     parallelism and GPUs per replica), from vLLM's Mistral Small 4 recipe, then SGLang's gateway in
     front when there are several. Checked by vLLM 0.34.0's own argument parser and parser registries
     (tests/serving/test_reference_servers.py)."""
-    commands = []
-    server_host = host if profile.replicas == 1 else "127.0.0.1"  # the gateway is the one door
-    for i in range(profile.replicas):
-        gpus = ",".join(str(g) for g in range(i * profile.gpus, (i + 1) * profile.gpus))
-        env = [f"CUDA_VISIBLE_DEVICES={gpus}"] if profile.replicas > 1 else []
+
+    def server(server_host: str, server_port: int) -> list[str]:
         args = [
             "vllm", "serve", profile.model_path,
             "--served-model-name", profile.served_model_name,
@@ -79,18 +75,11 @@ def vllm_commands(
             args += ["--attention-backend", "FLASH_ATTN_MLA"]
         if api_key is not None:
             args += ["--api-key", api_key]
-        commands.append([*env, *args, "--host", server_host, "--port", str(port + i)])
-    if profile.replicas > 1:
-        gateway = GatewayConfig(
-            worker_urls=[f"http://127.0.0.1:{port + i}" for i in range(profile.replicas)],
-            policy="cache_aware",
-            host=host,
-            port=router_port,
-            api_key=api_key,
-        )
-        validate_gateway_args(gateway.args())
-        commands.append(gateway.command())
-    return commands
+        return [*args, "--host", server_host, "--port", str(server_port)]
+
+    return replica_commands(
+        server, profile.replicas, profile.gpus, host=host, port=port, router_port=router_port, api_key=api_key
+    )
 
 
 def _sglang() -> Preset:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -127,20 +128,40 @@ def launch_commands(
     api_key: str | None = None,
     router_port: int = 8000,
 ) -> list[list[str]]:
-    """One command per replica (each on its own GPUs and port), then SGLang's gateway if there are
-    several, with the cache-aware policy so sessions keep landing on the replica that holds their
-    prefix. `replicas` defaults to the profile's."""
+    """One SGLang command per replica, then the gateway if there are several (`replica_commands`).
+    `replicas` defaults to the profile's."""
     replicas = profile.replicas if replicas is None else replicas
     if replicas < 1:
         raise LaunchConfigError("replicas must be at least 1")
+
+    def server(server_host: str, server_port: int) -> list[str]:
+        return [*LAUNCH, *profile.server_args(host=server_host, port=server_port, api_key=api_key)]
+
+    return replica_commands(
+        server, replicas, profile.gpus, host=host, port=port, router_port=router_port, api_key=api_key
+    )
+
+
+def replica_commands(
+    server: Callable[[str, int], list[str]],
+    replicas: int,
+    gpus: int,
+    *,
+    host: str,
+    port: int,
+    router_port: int,
+    api_key: str | None,
+) -> list[list[str]]:
+    """`server(host, port)` once per replica, each on its own `gpus` GPUs and port, then SGLang's
+    gateway in front if there are several, with the cache-aware policy so sessions keep landing on
+    the replica that holds their prefix. Behind a gateway the replicas listen on loopback: the gateway
+    is the one door to the node."""
     commands = []
-    # Behind a gateway the replicas listen on loopback: the gateway is the one door to the node.
     server_host = host if replicas == 1 else "127.0.0.1"
     for i in range(replicas):
-        gpus = ",".join(str(g) for g in range(i * profile.gpus, (i + 1) * profile.gpus))
-        env = [f"CUDA_VISIBLE_DEVICES={gpus}"] if replicas > 1 else []
-        server = profile.server_args(host=server_host, port=port + i, api_key=api_key)
-        commands.append([*env, *LAUNCH, *server])
+        devices = ",".join(str(g) for g in range(i * gpus, (i + 1) * gpus))
+        env = [f"CUDA_VISIBLE_DEVICES={devices}"] if replicas > 1 else []
+        commands.append([*env, *server(server_host, port + i)])
     if replicas > 1:
         gateway = GatewayConfig(
             worker_urls=[f"http://127.0.0.1:{port + i}" for i in range(replicas)],
