@@ -63,7 +63,7 @@ async def assisted_metrics(
             for metric in ("ndcg@10", "recall@10", "mrr"):
                 metrics.append(mean_metric(f"{name}/{metric}", [s[metric] for s in per_query]))
             gains = [s["ndcg@10"] - p["ndcg@10"] for s, p in zip(per_query, plain[:n], strict=True)]
-            metrics.append(mean_metric(f"{name}/ndcg@10_gain", gains))
+            metrics.append(mean_metric(f"{name}/ndcg@10_gain", gains, proportion=False))
             for i, (cost, unit) in enumerate(_COSTS):
                 values = [c[i] for _, c in done]
                 metrics.append(mean_metric(f"{name}/{cost}", values, higher_is_better=False, unit=unit))

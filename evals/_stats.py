@@ -39,13 +39,20 @@ def bootstrap(values: Sequence[float], *, seed: int = 0) -> tuple[float, float]:
 
 
 def mean_metric(
-    name: str, values: Sequence[float], *, higher_is_better: bool | None = True, unit: str = ""
+    name: str,
+    values: Sequence[float],
+    *,
+    higher_is_better: bool | None = True,
+    unit: str = "",
+    proportion: bool = True,
 ) -> Metric:
-    """The mean of per-item scores with its 95 % interval: Wilson when every score is 0 or 1."""
+    """The mean of per-item scores with its 95 % interval: Wilson when every score is 0 or 1 and the
+    scores are hits (`proportion`); a seeded bootstrap otherwise. A paired difference is never a
+    proportion, even when every difference happens to be 0 or 1 (all zeros is no gain, with no spread)."""
     if not values:
         return Metric(name=name, value=float("nan"), n=0, higher_is_better=higher_is_better, unit=unit)
     mean = sum(values) / len(values)
-    if all(v in (0.0, 1.0) for v in values):
+    if proportion and all(v in (0.0, 1.0) for v in values):
         low, high = wilson(int(sum(values)), len(values))
     else:
         low, high = bootstrap(values)

@@ -50,6 +50,10 @@ def test_mean_metric_uses_wilson_for_hits_and_a_seeded_bootstrap_otherwise() -> 
     assert first == again and first.ci_low is not None and first.ci_high is not None
     assert first.ci_low < first.value < first.ci_high
     assert math.isnan(mean_metric("m", []).value)
+    # A paired gain that is 0 for every query is no gain with no spread, not a Wilson interval of 0-16 %.
+    none = mean_metric("gain", [0.0] * 20, proportion=False)
+    assert (none.value, none.ci_low, none.ci_high) == (0.0, 0.0, 0.0)
+    assert mean_metric("hits", [0.0] * 20).ci_high > 0.1
 
 
 @given(st.lists(st.floats(0, 1), min_size=2, max_size=40))
