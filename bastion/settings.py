@@ -105,6 +105,12 @@ class RetrievalSettings(_Section):
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
+    optimize_after: int = Field(
+        default=20_000,
+        ge=0,
+        description="Qdrant Edge: `bastion index` builds the HNSW search index once this many chunks were "
+        "written since the last build (0: only with --optimize)",
+    )
     top_k: int = Field(default=5, ge=1, le=20, description="passages per search, and shown per QA answer")
     max_document_mb: int = Field(
         default=10,

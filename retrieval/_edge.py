@@ -170,6 +170,20 @@ class EdgeStore:
     def optimize(self) -> None:
         """Build the HNSW index (Edge has no background optimiser); call after large ingests."""
         self._shard.optimize()
+        self._optimized_marker.write_text(str(self.count()))
+
+    def unoptimized(self) -> int:
+        # Edge's own counters cannot tell: sparse vectors count as indexed from the start. So the
+        # live count at the last build is kept beside the shard.
+        try:
+            built = int(self._optimized_marker.read_text())
+        except (OSError, ValueError):
+            built = 0
+        return max(0, self.count() - built)
+
+    @property
+    def _optimized_marker(self) -> Path:
+        return self.path.parent / f"{self.path.name}.optimized"
 
     def close(self) -> None:
         if self._lock.is_locked:

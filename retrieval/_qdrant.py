@@ -195,6 +195,9 @@ class QdrantStore:
     def optimize(self) -> None:
         pass  # a Qdrant server (and local mode) optimises in the background / not at all
 
+    def unoptimized(self) -> int:
+        return 0
+
     def close(self) -> None:
         self._client.close()
 

@@ -136,6 +136,11 @@ class VectorStore(Protocol):
         """Build search indexes now (Qdrant Edge has no background optimiser; a server does it itself)."""
         ...
 
+    def unoptimized(self) -> int:
+        """Live points written since the search indexes were last built; 0 where the store builds them
+        itself."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -66,7 +66,10 @@ def index(
         False, "--prune", help="Also remove documents indexed from these folders whose files are gone."
     ),
     optimize: bool = typer.Option(
-        False, "--optimize", help="Then build the HNSW index (worth it past ~20k chunks; minutes at 100k)."
+        False,
+        "--optimize",
+        help="Then build the HNSW index now (done by itself once BASTION_RETRIEVAL_OPTIMIZE_AFTER chunks "
+        "were written since the last build; minutes at 100k).",
     ),
     check: bool = typer.Option(
         False, "--check", help="Index nothing: compare the manifest with the store; exit 1 if they differ."
@@ -167,8 +170,16 @@ def index_paths(
                 prune_under=[p for p in paths if p.is_dir()] if prune else None,
                 progress=on_event,
             )
-        if optimize:
-            say("Building the search index…")
+        pending = store.unoptimized()
+        automatic = 0 < s.retrieval.optimize_after <= pending
+        if optimize or automatic:
+            why = (
+                f"{pending:,} chunks written since the last build; BASTION_RETRIEVAL_OPTIMIZE_AFTER="
+                f"{s.retrieval.optimize_after}"
+                if automatic and not optimize
+                else "--optimize"
+            )
+            say(f"Building the search index over {store.count():,} chunks ({why}); minutes at 100k…")
             store.optimize()
     if report.pruned_sources:
         forgotten = asyncio.run(_forget(s, report.pruned_sources))

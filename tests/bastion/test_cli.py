@@ -514,3 +514,16 @@ def test_a_reindex_with_nothing_to_embed_loads_no_model_library(indexed: Path) -
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["documents_unchanged"] == 6
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_index_builds_the_search_index_by_itself_past_the_threshold(tmp_path: Path) -> None:
+    env = {"BASTION_RETRIEVAL_OPTIMIZE_AFTER": "10"}
+    first = bastion("index", str(CORPUS), data_dir=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Building the search index" in first.stderr and "OPTIMIZE_AFTER=10" in first.stderr
+    # Nothing written since: no second build; and 0 turns the automatic build off.
+    again = bastion("index", str(CORPUS), data_dir=tmp_path, env=env)
+    assert again.returncode == 0 and "Building the search index" not in again.stderr
+    other = tmp_path / "other"
+    fresh = bastion("index", str(CORPUS), data_dir=other, env={"BASTION_RETRIEVAL_OPTIMIZE_AFTER": "0"})
+    assert fresh.returncode == 0 and "Building the search index" not in fresh.stderr

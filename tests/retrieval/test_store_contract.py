@@ -135,9 +135,17 @@ def test_write_search_replace_delete_round_trip(make_store: StoreFactory) -> Non
     assert sum(points.values()) == 1 and len(points) == 6, "hidden points stay findable until deleted"
     store.delete([pid for pid, live in points.items() if not live])
     assert store.source_points("/a/x.md") == {new[0].chunk.chunk_id: True}
+    # Edge counts what was written since its last index build (so `bastion index` knows when to build
+    # it); a server builds its own, so there is never anything pending there.
+    edge = isinstance(store, EdgeStore)
+    assert store.unoptimized() == (1 if edge else 0)
     store.optimize()  # builds Edge's HNSW index; a no-op where the engine optimises by itself
+    assert store.unoptimized() == 0
+    store.replace([_item("/a/y.md", 0, acl, "more")], [])
+    assert store.unoptimized() == (1 if edge else 0)
     assert store.search(_q("incident reporting"), ALICE, limit=1)[0].chunk.chunk_id == new[0].chunk.chunk_id
     store.delete_source("/a/x.md")
+    store.delete_source("/a/y.md")
     assert store.count() == 0 and store.sources() == set()
 
 
