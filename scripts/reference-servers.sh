@@ -32,10 +32,23 @@ if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$want" ]; then
   rm -rf "$cache" && mkdir -p "$cache/wheels"
   .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps -d "$cache/wheels" \
     "sglang==$SGLANG" "vllm==$VLLM" || fail "downloading the sglang and vllm wheels failed (see pip above)"
-  # Only the request model from SGLang: importing its package would pull in its whole runtime.
-  unzip -q -o "$cache"/wheels/sglang-*.whl 'sglang/srt/entrypoints/openai/protocol.py' -d "$cache/sglang"
-  # vLLM's Python, without its compiled kernels and vendored binaries (nothing here runs a model).
-  unzip -q -o "$cache"/wheels/vllm-*.whl 'vllm/*' -x '*.so' 'vllm/vllm-rs' 'vllm/third_party/*' -d "$cache/vllm"
+  # Only the request model from SGLang: importing its package would pull in its whole runtime. From
+  # vLLM its Python, without compiled kernels and vendored binaries (nothing here runs a model).
+  # Python's zipfile rather than unzip, which a fresh machine may lack.
+  .venv/bin/python - "$cache" <<'PY' || fail "unpacking the wheels failed"
+import sys, zipfile
+from pathlib import Path
+cache = Path(sys.argv[1])
+wanted = {
+    "sglang": lambda n: n == "sglang/srt/entrypoints/openai/protocol.py",
+    "vllm": lambda n: n.startswith("vllm/") and not n.endswith(".so") and n != "vllm/vllm-rs"
+    and not n.startswith("vllm/third_party/"),
+}
+for name, keep in wanted.items():
+    (wheel,) = (cache / "wheels").glob(f"{name}-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(cache / name, [n for n in archive.namelist() if keep(n)])
+PY
   rm -rf "$cache/wheels"
   python3 -m venv "$cache/env" || .venv/bin/python -m venv "$cache/env" || fail "could not create a virtualenv"
   link_project
