@@ -162,8 +162,11 @@ class ChatRequest(BaseModel):
     cache_salt: str | None = Field(
         default=None,
         min_length=1,
-        max_length=256,
-        description="SGLang: requests with other salts share no KV",
+        # vLLM 0.34.0 refuses longer salts and these characters (validate_cache_salt; SGLang takes any):
+        # refused here, before a request that one of the servers would answer with a 400.
+        max_length=128,
+        pattern=r"^[^@/\\\x00]+$",
+        description="SGLang, vLLM: requests with other salts share no KV",
     )
     rid: str | None = Field(default=None, min_length=1, max_length=128, description="SGLang request id")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)

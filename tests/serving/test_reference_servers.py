@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from serving import (
     PRESETS,
@@ -92,6 +93,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bodies = _bodies(picture)
     # Controls: the checks must be able to fail.
     misspelt = {**bodies["answer"], "reasoning_efort": "none"}
+    slashed_salt = {**bodies["answer"], "cache_salt": "tenant/a"}
     wrong_part = {
         **bodies["answer"],
         "messages": [{"role": "user", "content": [{"type": "image", "url": "x"}]}],
@@ -106,8 +108,9 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ["vllm", "serve", "m", "--reasoning-parser", "no-such-parser"],
     ]
     flat = [_runnable(c) for name in commands for c in commands[name]]
-    checked = _check([*bodies.values(), misspelt, wrong_part], [*flat, *controls])
-    requests = dict(zip([*bodies, "misspelt", "wrong_part"], checked["requests"], strict=True))
+    checked = _check([*bodies.values(), misspelt, wrong_part, slashed_salt], [*flat, *controls])
+    names = [*bodies, "misspelt", "wrong_part", "slashed_salt"]
+    requests = dict(zip(names, checked["requests"], strict=True))
     return {
         "requests": requests,
         "commands": checked["vllm_commands"][: len(flat)],
@@ -141,6 +144,13 @@ def test_the_request_checks_catch_a_misspelt_field_and_a_malformed_part(verdicts
     # SGLang's model refuses a malformed content part; vLLM's request model lets any part through and
     # checks parts only when it renders the prompt, which needs the model: not provable here.
     assert verdicts["requests"]["wrong_part"]["sglang"] is not None
+
+
+def test_a_cache_salt_vllm_would_refuse_is_refused_before_it_is_sent(verdicts: dict[str, Any]) -> None:
+    assert "cache_salt" in verdicts["requests"]["slashed_salt"]["vllm"]
+    for salt in ("tenant/a", "a@b", "x" * 129):
+        with pytest.raises(ValidationError):
+            ChatRequest(messages=[Message(role="user", content="hi")], cache_salt=salt)
 
 
 def test_every_vllm_command_passes_vllms_own_parser_and_registries(verdicts: dict[str, Any]) -> None:
