@@ -22,8 +22,6 @@ from serving import ImageError, ImagePart, Message, TextPart
 
 MAX_ATTACHED = 4  # retrieved pictures per answer call: each costs the model ~1-3k tokens of vision input
 
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
-
 
 def attachable(passages: dict[int, Chunk]) -> tuple[dict[int, ImagePart], list[int]]:
     """The shown passages that are pictures, as images to attach (newest first, at most
@@ -42,8 +40,7 @@ def attachable(passages: dict[int, Chunk]) -> tuple[dict[int, ImagePart], list[i
 
 def _read(chunk: Chunk) -> ImagePart | None:
     expected = chunk.media.get("sha256")
-    mime = _MIME.get(str(chunk.media.get("format", "")).upper())
-    if not expected or not mime:
+    if not expected:
         return None  # indexed before the file's hash was kept: re-index to attach it
     try:
         data = Path(chunk.source).read_bytes()
@@ -52,7 +49,7 @@ def _read(chunk: Chunk) -> ImagePart | None:
     if hashlib.sha256(data).hexdigest() != expected:
         return None
     try:
-        return ImagePart.from_bytes(data, mime)
+        return ImagePart.from_bytes(data)  # its type by its bytes, as the server will read it
     except ImageError:
         return None
 

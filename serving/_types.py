@@ -41,7 +41,13 @@ class ImagePart(BaseModel):
     image_url: ImageUrl
 
     @classmethod
-    def from_bytes(cls, data: bytes, mime: str) -> ImagePart:
+    def from_bytes(cls, data: bytes, mime: str | None = None) -> ImagePart:
+        """`mime` as the caller labelled the data (checked against its first bytes), or None to go by
+        those bytes alone."""
+        if mime is None:
+            mime = next((kind for kind, looks in _MAGIC.items() if looks(data)), None)
+            if mime is None:
+                raise ImageError("the data is not a PNG, JPEG, WebP or GIF image")
         if mime not in IMAGE_TYPES:
             raise ImageError(f"unsupported image type {mime!r}; use one of {', '.join(sorted(IMAGE_TYPES))}")
         if len(data) > MAX_IMAGE_BYTES:

@@ -465,6 +465,12 @@ def test_bad_images_are_refused() -> None:
         ImagePart.from_bytes(b"GIF89a", "image/bmp")
     with pytest.raises(ImageError, match="the limit is"):
         ImagePart.from_bytes(b"\0" * (20 * 1024 * 1024 + 1), "image/png")
+    # Unlabelled bytes go by their first bytes; labelled ones must match them.
+    assert ImagePart.from_bytes(b"GIF89a....").image_url.url.startswith("data:image/gif;base64,")
+    with pytest.raises(ImageError, match="not a PNG, JPEG, WebP or GIF"):
+        ImagePart.from_bytes(b"%PDF-1.7")
+    with pytest.raises(ImageError, match="not a PNG image"):
+        ImagePart.from_bytes(b"GIF89a....", "image/png")
 
 
 async def test_closing_a_stream_aborts_the_server_request(llm_url: str) -> None:
