@@ -9,6 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bastion.api._gate import FailureCounter
 from bastion.audit import Anchor, AuditLog, AuditRecord, audit_key, sha256_text
 
 
@@ -183,3 +184,16 @@ def test_a_damaged_audit_database_is_named_with_what_to_do(tmp_path: Path) -> No
     (tmp_path / "audit.sqlite").write_bytes(b"this is not a database" * 100)
     damaged = bastion("audit", "verify", data_dir=tmp_path)
     assert damaged.returncode == 1 and "is damaged" in damaged.stderr and "Traceback" not in damaged.stderr
+
+
+def test_refused_requests_are_recorded_once_a_minute_per_client_with_the_count() -> None:
+    now = [1000.0]
+    counter = FailureCounter(every_s=60.0, clock=lambda: now[0])
+    assert counter.note("10.0.0.1 ") == 1  # the first refusal from a client is recorded at once
+    assert [counter.note("10.0.0.1 ") for _ in range(4)] == [None] * 4  # the rest of the burst waits
+    assert counter.note("10.0.0.2 ") == 1  # another client has its own minute
+    now[0] += 59.9
+    assert counter.note("10.0.0.1 ") is None
+    now[0] += 0.1
+    assert counter.note("10.0.0.1 ") == 6  # a minute on: one record that counts everything since
+    assert counter.note("10.0.0.1 key1") == 1  # a known key refused (403) is its own client
