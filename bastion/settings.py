@@ -85,6 +85,9 @@ class LocalSettings(_Section):
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
 
+EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
+
+
 class RetrievalSettings(_Section):
     store: Literal["edge", "qdrant"] = "edge"
     qdrant_url: str | None = Field(default=None, description="with store=qdrant; unset: local on-disk mode")
@@ -104,6 +107,12 @@ class RetrievalSettings(_Section):
     collection: str = "bastion"
     embedding_model: Path | None = Field(default=None, description="a sentence-transformers folder")
     device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:1…")
+    embedding_backend: EmbeddingBackend | Literal["auto"] = Field(
+        default="auto",
+        description="what runs the embedding model: torch (PyTorch), onnx (ONNX Runtime, CPU only, exported "
+        "once into the cache), onnx-int8 (the same with int8 weights); auto: torch on a GPU, "
+        "else the CPU default docs/benchmarks.md measured",
+    )
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
     optimize_after: int = Field(
         default=20_000,

@@ -21,19 +21,22 @@ from typing import TYPE_CHECKING
 from bastion.audit import AuditLog, audit_key
 from bastion.errors import ConfigError
 from bastion.keys import KeyStore
-from bastion.settings import Settings
+from bastion.settings import EmbeddingBackend, Settings
 from retrieval import (
     DEFAULT_PROFILE,
     EdgeStore,
     Embedder,
     Indexer,
     Manifest,
+    OnnxEmbedder,
     Retriever,
     SearchProfile,
     SentenceTransformerEmbedder,
     VectorStore,
     default_model_path,
     load_profile,
+    onnx_unsupported,
+    resolve_device,
 )
 from serving import (
     DEFAULT_LOCAL_MODEL,
@@ -68,9 +71,31 @@ Say = Callable[[str], None]
 log = logging.getLogger("bastion")
 
 
-def make_embedder(settings: Settings) -> Embedder:
-    path = settings.retrieval.embedding_model or default_model_path()
-    return SentenceTransformerEmbedder(path, device=settings.retrieval.device)
+# What `embedding_backend=auto` runs on a CPU (docs/benchmarks.md, "Embedding backends", has why).
+CPU_EMBEDDING_BACKEND: EmbeddingBackend = "onnx"
+
+
+def make_embedder(settings: Settings, *, say: Say | None = None) -> Embedder:
+    r = settings.retrieval
+    path = r.embedding_model or default_model_path()
+    backend = r.embedding_backend
+    if backend == "auto":
+        on_cpu = resolve_device(r.device) == "cpu"
+        # A folder the export cannot reproduce (other pooling, no tokenizer.json) stays on PyTorch.
+        backend = CPU_EMBEDDING_BACKEND if on_cpu and onnx_unsupported(path) is None else "torch"
+    if backend == "torch":
+        return SentenceTransformerEmbedder(path, device=r.device)
+    if resolve_device(r.device) != "cpu":
+        raise ConfigError(
+            f"BASTION_RETRIEVAL_EMBEDDING_BACKEND={backend} runs on the CPU, but "
+            f"BASTION_RETRIEVAL_DEVICE={r.device} asks for a GPU: use the torch backend there."
+        )
+    return OnnxEmbedder(
+        path,
+        cache_dir=settings.cache_dir / "embedders",
+        quantized=backend == "onnx-int8",
+        log=say or log.info,
+    )
 
 
 @contextmanager

@@ -7,11 +7,18 @@ from typing import TYPE_CHECKING
 from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
 from retrieval._check import IndexCheck, check_index
 from retrieval._chunking import Section, Span, chunk_text, markdown_sections
-from retrieval._embed import Embedder, SentenceTransformerEmbedder, default_model_path
+from retrieval._embed import (
+    Embedder,
+    FolderEmbedder,
+    SentenceTransformerEmbedder,
+    default_model_path,
+    resolve_device,
+)
 from retrieval._errors import EmbeddingError, LoaderError, QueryError, RetrievalError, StoreError
 from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
+from retrieval._onnx import OnnxEmbedder, onnx_unsupported
 from retrieval._profile import DEFAULT_PROFILE, MeasuredChoice, SearchProfile, load_profile, save_profile
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import (
@@ -50,6 +57,7 @@ __all__ = [
     "EmbeddedChunk",
     "Embedder",
     "EmbeddingError",
+    "FolderEmbedder",
     "Fusion",
     "IndexCheck",
     "IndexEvent",
@@ -60,6 +68,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "MeasuredChoice",
+    "OnnxEmbedder",
     "Principal",
     "QdrantStore",
     "QueryError",
@@ -85,9 +94,11 @@ __all__ = [
     "load_documents",
     "load_profile",
     "markdown_sections",
+    "onnx_unsupported",
     "plan_chunks",
     "point_id",
     "query_vector",
+    "resolve_device",
     "save_profile",
     "tokenize",
 ]

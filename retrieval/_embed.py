@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 
+# NVIDIA's driver (CUDA), AMD's (ROCm, which torch also reports as CUDA), and WSL's GPU bridge.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
 class Embedder(Protocol):
     @property
     def name(self) -> str: ...
@@ -46,8 +50,98 @@ def default_model_path() -> Path:
     return path
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from a local folder (never from a hub), normalised vectors."""
+class FolderEmbedder:
+    """What every backend of a sentence-transformers folder shares: the facts the folder declares, its
+    tokenizer for counting, and the query cache. Subclasses embed (`embed_documents`)."""
+
+    def __init__(
+        self, model_path: Path, *, batch_size: int | None = None, query_cache_size: int = 1024
+    ) -> None:
+        self.model_path = model_path
+        self._batch_size = batch_size
+        self._fast: Tokenizer | Literal[False] | None = None  # False: the folder has no tokenizer.json
+        # Agents ask the same (rewritten) questions repeatedly; a query costs milliseconds of CPU to embed.
+        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._query_cache_size = query_cache_size
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size or 32
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = value
+
+    @property
+    def name(self) -> str:
+        return self.model_path.name if self.model_path.name != "model" else self.model_path.parent.name
+
+    @property
+    def dimension(self) -> int:
+        # Opening a store needs the dimension before anything is embedded (a re-index of unchanged
+        # files embeds nothing): read it from the model folder when its modules say, without loading
+        # the model (~5 s).
+        declared = _declared_dimension(self.model_path)
+        return declared if declared is not None else self._loaded_dimension()
+
+    @property
+    def max_tokens(self) -> int:
+        # Two of the model's positions go to its [CLS] and [SEP] tokens. sentence-transformers takes the
+        # length from sentence_bert_config.json when the folder has one, as we do, without loading.
+        return self.max_sequence - 2
+
+    @property
+    def max_sequence(self) -> int:
+        """The model's window in tokens, [CLS] and [SEP] included."""
+        return _declared_max_length(self.model_path) or self._loaded_max_length()
+
+    def _loaded_dimension(self) -> int:
+        raise EmbeddingError(f"{self.model_path} does not declare its embedding dimension")
+
+    def _loaded_max_length(self) -> int:
+        raise EmbeddingError(f"{self.model_path} does not declare its maximum sequence length")
+
+    def count_tokens(self, text: str) -> int:
+        # Chunking counts tokens for every file, changed or not; the model's own tokenizer.json through
+        # `tokenizers` counts exactly as the loaded model does without loading torch and the weights.
+        tokenizer = self._tokenizer()
+        if tokenizer is None:
+            raise EmbeddingError(f"{self.model_path} has no tokenizer.json")
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _tokenizer(self) -> Tokenizer | None:
+        if self._fast is None:
+            path = self.model_path / "tokenizer.json"
+            if not path.exists():
+                self._fast = False
+            else:
+                from tokenizers import Tokenizer
+
+                fast = Tokenizer.from_file(str(path))
+                fast.no_truncation()  # the file truncates at the model's window; counting must not
+                fast.no_padding()
+                self._fast = fast
+        return self._fast or None
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def embed_query(self, text: str) -> list[float]:
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            self._query_cache.move_to_end(text)
+            return cached
+        vector = self.embed_documents([text])[0]
+        if self._query_cache_size:
+            self._query_cache[text] = vector
+            if len(self._query_cache) > self._query_cache_size:
+                self._query_cache.popitem(last=False)
+        return vector
+
+
+class SentenceTransformerEmbedder(FolderEmbedder):
+    """A sentence-transformers model loaded from a local folder (never from a hub) into PyTorch,
+    normalised vectors. The backend for GPUs, and for folders the ONNX export does not cover."""
 
     def __init__(
         self,
@@ -57,22 +151,17 @@ class SentenceTransformerEmbedder:
         batch_size: int | None = None,
         query_cache_size: int = 1024,
     ) -> None:
-        self.model_path = model_path
-        # Resolved on first use: "auto" asks torch for a GPU, and importing torch costs seconds that a
-        # re-index with nothing to embed should not pay.
+        super().__init__(model_path, batch_size=batch_size, query_cache_size=query_cache_size)
+        # Resolved on first use: "auto" may ask torch for a GPU, and importing torch costs seconds that
+        # a re-index with nothing to embed should not pay.
         self._device_setting = device
         self._device: str | None = None
-        self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
-        self._fast: Tokenizer | Literal[False] | None = None  # False: the folder has no tokenizer.json
-        # Agents ask the same (rewritten) questions repeatedly; a query costs ~10 ms of CPU to embed.
-        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
-        self._query_cache_size = query_cache_size
 
     @property
     def device(self) -> str:
         if self._device is None:
-            self._device = _resolve_device(self._device_setting)
+            self._device = resolve_device(self._device_setting)
         return self._device
 
     @property
@@ -84,10 +173,6 @@ class SentenceTransformerEmbedder:
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self._batch_size = value
-
-    @property
-    def name(self) -> str:
-        return self.model_path.name if self.model_path.name != "model" else self.model_path.parent.name
 
     def _load(self) -> SentenceTransformer:
         if self._model is None:
@@ -108,50 +193,23 @@ class SentenceTransformerEmbedder:
                 ) from exc
         return self._model
 
-    @property
-    def dimension(self) -> int:
-        # Opening a store needs the dimension before anything is embedded (a re-index of unchanged
-        # files embeds nothing): read it from the model folder when its modules say, without loading
-        # the model (~5 s).
-        declared = _declared_dimension(self.model_path)
-        if declared is not None:
-            return declared
+    def _loaded_dimension(self) -> int:
         dim = self._load().get_embedding_dimension()
         if dim is None:
             raise EmbeddingError(f"{self.model_path} does not declare its embedding dimension")
         return int(dim)
 
-    @property
-    def max_tokens(self) -> int:
-        # Two of the model's positions go to its [CLS] and [SEP] tokens. sentence-transformers takes the
-        # length from sentence_bert_config.json when the folder has one, as we do, without loading.
-        length = _declared_max_length(self.model_path) or self._load().max_seq_length
+    def _loaded_max_length(self) -> int:
+        length = self._load().max_seq_length
         if length is None:
             raise EmbeddingError(f"{self.model_path} does not declare its maximum sequence length")
-        return int(length) - 2
+        return int(length)
 
     def count_tokens(self, text: str) -> int:
-        # Chunking counts tokens for every file, changed or not; the model's own tokenizer.json through
-        # `tokenizers` counts exactly as the loaded model does without loading torch and the weights.
-        tokenizer = self._tokenizer()
-        if tokenizer is not None:
-            return len(tokenizer.encode(text, add_special_tokens=False).ids)
+        if self._tokenizer() is not None:
+            return super().count_tokens(text)
         ids = self._load().tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         return len(ids)
-
-    def _tokenizer(self) -> Tokenizer | None:
-        if self._fast is None:
-            path = self.model_path / "tokenizer.json"
-            if not path.exists():
-                self._fast = False
-            else:
-                from tokenizers import Tokenizer
-
-                fast = Tokenizer.from_file(str(path))
-                fast.no_truncation()  # the file truncates at the model's window; counting must not
-                fast.no_padding()
-                self._fast = fast
-        return self._fast or None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -165,22 +223,16 @@ class SentenceTransformerEmbedder:
         )
         return [[float(x) for x in row] for row in vectors]
 
-    def embed_query(self, text: str) -> list[float]:
-        cached = self._query_cache.get(text)
-        if cached is not None:
-            self._query_cache.move_to_end(text)
-            return cached
-        vector = self.embed_documents([text])[0]
-        self._query_cache[text] = vector
-        if len(self._query_cache) > self._query_cache_size:
-            self._query_cache.popitem(last=False)
-        return vector
 
+def resolve_device(device: str) -> str:
+    """`auto` means CUDA when torch sees a GPU, else the CPU; anything else is passed to torch as is.
 
-def _resolve_device(device: str) -> str:
-    """`auto` means CUDA when torch sees a GPU, else the CPU; anything else is passed to torch as is."""
+    Without a GPU driver's device node there is no GPU for torch to see, and the answer costs no torch
+    import (seconds): a CPU machine's `bastion search` then never loads torch at all."""
     if device != "auto":
         return device
+    if not any(Path(node).exists() for node in GPU_DEVICE_NODES):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from bastion.cli._common import JSON_OPTION, out, say
 from bastion.cli._common import settings as get_settings
-from bastion.wiring import local_gateway, local_server, model_url, probe_client
+from bastion.wiring import local_gateway, local_server, make_embedder, model_url, probe_client
+from retrieval import OnnxEmbedder
 from serving import (
     PRESETS,
     PROFILES,
@@ -161,14 +162,19 @@ def gateway(
 
 @app.command()
 def install(ctx: typer.Context) -> None:
-    """Build llama-server and fetch the models into the cache (what `scripts/setup.sh` runs).
+    """Build llama-server, fetch the models and export the embedding model into the cache (what
+    `scripts/setup.sh` runs).
 
     The configured local model (Qwen2.5-Coder-1.5B unless BASTION_LOCAL_MODEL says otherwise), and
-    SmolLM2-135M beside it: the fallback, and the model of the fast protocol tests."""
+    SmolLM2-135M beside it: the fallback, and the model of the fast protocol tests. On a CPU the
+    embedding model runs through ONNX Runtime, exported here once rather than at the first search."""
     s = get_settings(ctx)
     server = local_server(s, install=say)
     fallback = ensure_model(s.cache_dir, "smollm2", log=say)
     out.print(f"llama-server: {server.config.binary}\nmodel: {server.config.model}\nfallback: {fallback}")
+    embedder = make_embedder(s, say=say)
+    if isinstance(embedder, OnnxEmbedder):
+        out.print(f"embedding model ({embedder.backend}): {embedder.prepare()}")
 
 
 SGLANG_FLAGS = (

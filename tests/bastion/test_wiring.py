@@ -1,7 +1,9 @@
-"""Wiring that picks parts by settings: the thread checkpointer (SQLite by default, real Postgres)."""
+"""Wiring that picks parts by settings: the thread checkpointer (SQLite by default, real Postgres), the
+embedding backend."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agents import route_effort
 from bastion.errors import ConfigError
 from bastion.settings import Settings
-from bastion.wiring import open_checkpointer
+from bastion.wiring import CPU_EMBEDDING_BACKEND, make_embedder, open_checkpointer
+from retrieval import OnnxEmbedder, SentenceTransformerEmbedder, default_model_path
 from serving import LocalServerError
 
 
@@ -94,3 +97,29 @@ def test_the_cli_and_the_api_build_the_chat_agent_alike() -> None:
         Settings(), ChatClient("http://127.0.0.1:9/v1"), InMemorySaver(), None, easy=True
     )
     assert easy.router is always_easy
+
+
+def test_the_embedding_backend_follows_the_setting_the_device_and_the_folder(tmp_path: Path) -> None:
+    def built(model: Path | None = None, **retrieval: str) -> object:
+        return make_embedder(Settings(data_dir=tmp_path, retrieval={"embedding_model": model, **retrieval}))
+
+    on_cpu = {"device": "cpu"}
+    assert type(built(**on_cpu)).__name__ == {"onnx": "OnnxEmbedder", "onnx-int8": "OnnxEmbedder"}.get(
+        CPU_EMBEDDING_BACKEND, "SentenceTransformerEmbedder"
+    )
+    int8 = built(**on_cpu, embedding_backend="onnx-int8")
+    assert isinstance(int8, OnnxEmbedder) and int8.quantized
+    assert int8.cache_dir == Settings(data_dir=tmp_path).cache_dir / "embedders"
+    assert isinstance(built(**on_cpu, embedding_backend="torch"), SentenceTransformerEmbedder)
+    assert isinstance(built(device="cuda", embedding_backend="auto"), SentenceTransformerEmbedder)
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        built(device="cuda", embedding_backend="onnx")
+    # A folder the export cannot reproduce stays on PyTorch under `auto`; asked for ONNX, it is refused
+    # when the model is first needed, by name (tests/retrieval/test_onnx.py).
+    model = tmp_path / "cls-pooled"
+    shutil.copytree(default_model_path(), model, ignore=shutil.ignore_patterns("*.safetensors"))
+    pooling = model / "1_Pooling" / "config.json"
+    pooling.write_text(
+        pooling.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true')
+    )
+    assert isinstance(built(model, **on_cpu), SentenceTransformerEmbedder)
