@@ -14,7 +14,7 @@ from typing import Any
 
 from evals._bench import bench_result, current
 from evals._result import DataVersion
-from retrieval import Retriever
+from retrieval import Embedder, Retriever
 
 
 def quiet_models() -> None:
@@ -22,6 +22,26 @@ def quiet_models() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def make_embedder(backend: str, *, query_cache: bool = True) -> Embedder:
+    """The packaged MiniLM on the CPU through `backend` (torch, onnx or onnx-int8), the ONNX graphs from
+    the cache `bastion model install` exported them to (exported now if missing)."""
+    from retrieval import OnnxEmbedder, SentenceTransformerEmbedder, default_model_path
+
+    size = 1024 if query_cache else 0
+    if backend == "torch":
+        return SentenceTransformerEmbedder(default_model_path(), device="cpu", query_cache_size=size)
+    if backend not in ("onnx", "onnx-int8"):
+        raise SystemExit(f"unknown embedding backend {backend!r}: torch, onnx or onnx-int8")
+    cache = Path(os.environ.get("BASTION_CACHE_DIR") or Path.home() / ".cache" / "bastion")
+    return OnnxEmbedder(
+        default_model_path(),
+        cache_dir=cache / "embedders",
+        quantized=backend == "onnx-int8",
+        query_cache_size=size,
+        log=log,
+    )
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

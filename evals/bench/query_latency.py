@@ -1,14 +1,16 @@
 """Query latency, p50/p95, for dense, sparse, hybrid and hybrid+ACL at several sizes, on Qdrant Edge
 and on qdrant-client's local mode, measured in one run.
 
-    python -m evals.bench.query_latency [--sizes 10000 100000] [--queries 30] [--optimize] [--embed]
+    python -m evals.bench.query_latency [--sizes 10000 100000] [--queries 30] [--optimize]
+        [--embed [torch onnx onnx-int8]]
 
 Points are synthetic so that 100k of them load in seconds: random unit 384-d vectors, and BM25
 vectors of Zipf-distributed words. Every query goes through the store's real search path (the ACL
 filter is always on; "hybrid+acl" adds a group-restricted principal, so the filter is selective).
-`--optimize` also builds Edge's HNSW index (slow: minutes at 100k) before measuring. `--embed` adds
-"hybrid+acl+embed": the bundled MiniLM embeds a real question (the code suite's, written here) and
-that vector searches, timed together, as `bastion search` pays for a query.
+`--optimize` also builds Edge's HNSW index (slow: minutes at 100k) before measuring. `--embed [BACKEND…]`
+adds "hybrid+acl+embed/BACKEND" for each: the bundled MiniLM, run by that backend, embeds a real
+question (the code suite's, written here) and that vector searches, timed together, as `bastion search`
+pays for a query.
 """
 
 from __future__ import annotations
@@ -19,21 +21,19 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from evals._corpora import code_questions
-from evals.bench._common import emit, log, percentiles
+from evals.bench._common import emit, log, make_embedder, percentiles
 from retrieval import (
     Chunk,
     EdgeStore,
     EmbeddedChunk,
     Principal,
     QdrantStore,
-    SentenceTransformerEmbedder,
     StoreQuery,
     VectorStore,
-    default_model_path,
     document_vector,
     query_vector,
 )
@@ -78,7 +78,9 @@ def _points(n: int, seed: int) -> list[EmbeddedChunk]:
 
 
 def _measure(
-    store: VectorStore, queries: list[tuple[list[float], str]], embed: Callable[[str], list[float]] | None
+    store: VectorStore,
+    queries: list[tuple[list[float], str]],
+    embeds: Mapping[str, Callable[[str], list[float]]],
 ) -> dict[str, dict[str, float]]:
     everyone = Principal(user="bench", groups=frozenset(GROUPS))
     one_group = Principal(user="bench", groups=frozenset({"audit"}))
@@ -107,15 +109,15 @@ def _measure(
             store.search(make(vector, text), principal, limit=10)
             samples.append((time.perf_counter() - started) * 1000)
         results[name] = percentiles(samples)
-    if embed is not None:
-        questions = [q.text for q in code_questions()][: len(queries)]
-        embed(questions[0])  # warm
+    questions = [q.text for q in code_questions()][: len(queries)]
+    for backend, embed in embeds.items():
+        embed(f"warm up {backend}")
         samples = []
         for question, (_, text) in zip(questions, queries, strict=False):
             started = time.perf_counter()
             store.search(StoreQuery(dense=embed(question), sparse=query_vector(text)), one_group, limit=10)
             samples.append((time.perf_counter() - started) * 1000)
-        results["hybrid+acl+embed"] = percentiles(samples)
+        results[f"hybrid+acl+embed/{backend}"] = percentiles(samples)
     return results
 
 
@@ -126,12 +128,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--optimize", action="store_true", help="build Edge's HNSW index first")
-    parser.add_argument("--embed", action="store_true", help="also time search with the query's embedding")
+    parser.add_argument(
+        "--embed",
+        nargs="*",
+        metavar="BACKEND",
+        help="also time search with the query's embedding, by each backend named (torch, onnx, "
+        "onnx-int8; none named: torch)",
+    )
     parser.add_argument(
         "--stores", nargs="+", default=["edge", "qdrant_local"], choices=["edge", "qdrant_local"]
     )
     args = parser.parse_args(argv)
-    embed = SentenceTransformerEmbedder(default_model_path()).embed_query if args.embed else None
+    backends: list[str] = (args.embed or ["torch"]) if args.embed is not None else []
+    embeds = {backend: make_embedder(backend).embed_query for backend in backends}
     rng = random.Random(7)
     queries = [(_unit(rng), _text(rng, 6)) for _ in range(args.queries)]
     report: dict[str, object] = {"benchmark": "query_latency", "queries_per_case": args.queries, "sizes": {}}
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
                     row[name] = {
                         "load_s": round(load_s, 1),
                         "optimize_s": optimize_s,
-                        **_measure(store, queries, embed),
+                        **_measure(store, queries, embeds),
                     }
                 finally:
                     store.close()

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from evals.bench import embed_throughput, ingest, quality_cwe, quantization, query_latency, reindex
+from evals.bench import (
+    embed_backends,
+    embed_throughput,
+    ingest,
+    quality_cwe,
+    quantization,
+    query_latency,
+    reindex,
+)
 from evals.bench.cache_reuse import measure
 from tests.conftest import CORPUS
 
@@ -60,11 +68,32 @@ def test_quantization_bench_compares_both_layouts(capsys: pytest.CaptureFixture[
 
 
 def test_reindex_bench_times_whole_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    reindex.main(["--files", "3", "--repeat", "1"])
+    reindex.main(["--files", "3", "--repeat", "1", "--backends", "torch", "onnx"])
     report = _details(capsys)
-    assert report["files"] == 3 and report["chunks"] > 0
+    assert report["files"] == 3 and report["chunks"] > 0 and report["raw_pytorch_encode"]["chunks_per_s"] > 0
+    assert set(report["first_index"]) == {"torch", "onnx"}
+    assert all(row["vs_raw_pytorch"] > 0 for row in report["first_index"].values())
     assert report["help_s"] > 0 and report["noop_reindex_s"] > 0
     assert report["noop_reindex_heavy_imports"] == []
+
+
+def test_embed_backends_bench_compares_quality_and_speed_with_pytorchs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    embed_backends.main(
+        ["--suites", "retrieval-cwe", "--limit", "3", "--texts", "20", "--queries", "3", "--rounds", "1"]
+    )
+    report = _details(capsys)
+    suite = report["suites"]["retrieval-cwe"]
+    assert suite["queries"] == 3 and set(suite["ingest_s"]) == {"torch", "onnx", "onnx-int8"}
+    for mode in ("dense", "hybrid"):
+        assert "diff" not in suite[mode]["torch"]
+        # The float graph ranks as PyTorch does (its vectors agree to 1e-6; a near-tie may still flip).
+        assert abs(suite[mode]["onnx"]["diff"]) < 0.05
+        low, high = suite[mode]["onnx-int8"]["diff_ci95"]
+        assert low <= suite[mode]["onnx-int8"]["diff"] <= high
+    assert report["ingest"]["texts"] == 20 and report["ingest"]["onnx"]["speedup"] > 0
+    assert report["query"]["onnx-int8"]["n"] == 3
 
 
 def test_quality_cwe_bench(capsys: pytest.CaptureFixture[str]) -> None:
