@@ -24,6 +24,25 @@ def quiet_models() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+class Recording:
+    """The embedder as the indexer sees it, keeping the texts it was asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.texts += texts
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
 def make_embedder(backend: str, *, query_cache: bool = True) -> Embedder:
     """The packaged MiniLM on the CPU through `backend` (torch, onnx or onnx-int8), the ONNX graphs from
     the cache `bastion model install` exported them to (exported now if missing)."""

@@ -27,31 +27,12 @@ from evals._corpora import Corpus, banking_corpus, cwe_corpus, python_faq_corpus
 from evals._result import DataVersion
 from evals._retrieval import _run_mode, index_corpus, index_limit, sample_queries
 from evals._stats import bootstrap
-from evals.bench._common import emit, log, make_embedder, percentiles, quiet_models
+from evals.bench._common import Recording, emit, log, make_embedder, percentiles, quiet_models
 from retrieval import Embedder, SearchMode
 
 LOADERS = {"retrieval-cwe": cwe_corpus, "retrieval-banking": banking_corpus, "docs-faq": python_faq_corpus}
 MODES: tuple[SearchMode, ...] = ("dense", "hybrid")
 TOLERANCE = 0.005
-
-
-class _Recording:
-    """The embedder as the indexer sees it, keeping the texts it was asked to embed."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.texts: list[str] = []
-        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        self.texts += texts
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
 
 
 def quality(
@@ -62,7 +43,7 @@ def quality(
     ingest_s: dict[str, float] = {}
     texts: list[str] = []
     for name, embedder in embedders.items():
-        recording = _Recording(embedder)
+        recording = Recording(embedder)
         context = EvalContext(cache_dir=cache_dir, embedder=recording, modes=MODES)
         with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
             started = time.perf_counter()

@@ -16,27 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from evals.bench._common import emit, log, make_embedder, peak_rss_mib, quiet_models
-from retrieval import Embedder, SentenceTransformerEmbedder
-
-
-class _Recording:
-    """The embedder as the indexer sees it, keeping the texts it was asked to embed."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.texts: list[str] = []
-        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        self.texts += texts
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
+from evals.bench._common import Recording, emit, log, make_embedder, peak_rss_mib, quiet_models
+from retrieval import SentenceTransformerEmbedder
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = EdgeStore(Path(tmp) / "edge", dimension=embedder.dimension)
         manifest = Manifest(Path(tmp) / "manifest.sqlite")
-        recorder = _Recording(embedder)
+        recorder = Recording(embedder)
         log(f"indexing {len(files)} files…")
         started = time.perf_counter()
         report = Indexer(recorder, store, manifest=manifest, batch_size=args.batch_size).index(
