@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     for embedder in embedders.values():  # load (and export) outside every timing
         embedder.embed_documents(["warm up the model"])
     result: dict[str, Any] = {
+        "benchmark": "embed_backends",
         "backends": args.backends,
         "tolerance": TOLERANCE,
         "limit": args.limit,
