@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from retrieval._bm25 import SparseVector, document_vector, query_vector, tokenize
 from retrieval._check import IndexCheck, check_index
 from retrieval._chunking import Section, Span, chunk_text, markdown_sections
+from retrieval._context import indexed_text
 from retrieval._embed import (
     Embedder,
     FolderEmbedder,
@@ -91,6 +92,7 @@ __all__ = [
     "default_model_path",
     "document_acl",
     "document_vector",
+    "indexed_text",
     "load_documents",
     "load_profile",
     "markdown_sections",

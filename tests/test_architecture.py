@@ -127,7 +127,7 @@ def test_retrieval_imports_without_the_store_engines() -> None:
 # layer directly; neither is a product path, so they are outside this rule except for agents.)
 BUILT_IN_WIRING = {
     "QAAgent", "ChatAgent", "CodeAgent", "Indexer", "Retriever", "EdgeStore", "QdrantStore",
-    "SentenceTransformerEmbedder", "ChatClient", "LocalServer", "LocalGateway",
+    "SentenceTransformerEmbedder", "OnnxEmbedder", "ChatClient", "LocalServer", "LocalGateway",
 }  # fmt: skip
 AGENTS = {"QAAgent", "ChatAgent", "CodeAgent"}
 

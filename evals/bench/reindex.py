@@ -118,9 +118,15 @@ def main(argv: list[str] | None = None) -> None:
 def _raw_encode(folder: Path) -> dict[str, float]:
     """The bare model's rate: PyTorch `encode` (batch 32, as the indexer's CPU batches) of exactly the
     texts `bastion index` embeds for this folder, the model loaded outside the timing."""
-    from retrieval import Indexer, SentenceTransformerEmbedder, VectorStore, default_model_path, plan_chunks
+    from retrieval import (
+        Indexer,
+        SentenceTransformerEmbedder,
+        VectorStore,
+        default_model_path,
+        indexed_text,
+        plan_chunks,
+    )
     from retrieval import load_documents as load
-    from retrieval._context import indexed_text
 
     embedder = SentenceTransformerEmbedder(default_model_path(), device="cpu")
     budget = Indexer(embedder, cast(VectorStore, None)).budget  # the indexer's own budget rule
