@@ -137,7 +137,7 @@ class OnnxEmbedder(FolderEmbedder):
         session = self._load()
         encodings = self._batch_tokenizer().encode_batch(texts, add_special_tokens=True)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        out: Any = None  # sized by the graph's first output, not by re-reading the folder per call
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             width = max(len(encodings[i].ids) for i in rows)
@@ -148,7 +148,10 @@ class OnnxEmbedder(FolderEmbedder):
                 ids[row, : len(tokens)] = tokens
                 mask[row, : len(tokens)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[rows] = session.run(["embedding"], feed)[0]
+            vectors = session.run(["embedding"], feed)[0]
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
         return [[float(x) for x in row] for row in out]
 
 
