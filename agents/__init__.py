@@ -14,7 +14,8 @@ from agents._learned_router import (
     read_labels,
     train,
 )
-from agents._qa import REFUSAL, QAAgent, QAOptions, QAResult
+from agents._qa import QAAgent
+from agents._qa_options import REFUSAL, QAOptions, QAResult
 from agents._quotes import content_words
 from agents._repo import RepoFile, scan
 from agents._router import RouteDecision, Router, Step, StepRecord, route_effort, start_easy

@@ -21,6 +21,7 @@ def render(name: str, **values: object) -> str:
 TEMPLATES = (
     "qa_system",
     "qa_turn",
+    "qa_found",
     "qa_passage",
     "qa_rewrite",
     "qa_verify",

@@ -22,61 +22,30 @@ from typing import Any, Literal
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, ConfigDict
 
-from agents._citations import Citation
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import QuestionError, thread_values
 from agents._forget import kept_only_if_done
 from agents._images import attachable, turn_message
+from agents._pin import plan_shown
 from agents._prompts import render
+from agents._qa_options import REFUSAL, QAOptions, QAResult
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
-from agents._qa_state import QAState, Turn, prefix, recheck, shown_passages, shown_turns, visible, withheld
-from agents._quotes import SUPPORT_THRESHOLD
+from agents._qa_state import (
+    QAState,
+    Turn,
+    interleave,
+    number,
+    prefix,
+    recheck,
+    shown_passages,
+    shown_turns,
+    withheld,
+)
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
-from agents._search_assist import AssistOptions, SearchAssist
-from retrieval import Chunk, Principal, Retriever, SearchHit, SearchMode
-from serving import ChatClient, ChatRequest, ChatResult, Effort, ImagePart, Message, Usage
-
-REFUSAL = "Not found in the documents you can access."
-
-
-class QAOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    top_k: int = 5
-    mode: SearchMode = "hybrid"
-    min_score: float = 0.25  # dense mode only: fused hybrid scores are not similarities
-    max_tokens: int = 320
-    temperature: float = 0.0
-    history_turns: int = 12
-    escalate: bool = False  # retry once with "high" when a "none" answer fails its checks
-    # Ask the model whether the checked answer's quotes answer the question. Off by default: with the
-    # 1.5B local model it declined none of 65 answers (docs/answer-quality.md); on for a stronger model.
-    verify: bool = False
-    support_threshold: float = SUPPORT_THRESHOLD  # below it a claim is unsupported (agents/_quotes.py)
-    # Model-assisted search (agents/_search_assist.py): off unless the suites showed it pays.
-    assist: AssistOptions = AssistOptions()
-
-
-class QAResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    thread_id: str
-    question: str
-    search_query: str
-    answer: str
-    citations: list[Citation]
-    retrieved_chunk_ids: list[str]  # everything retrieval returned this turn, cited or not (for audit)
-    refused: bool
-    flags: list[str]
-    support: float | None = None  # the best support a claim's quote gave (None: the model declined)
-    reasoning_effort: Effort
-    effort_reason: str
-    escalated: bool
-    steps: list[StepRecord]
-    usage: Usage
-    timings: dict[str, float]
+from agents._search_assist import SearchAssist
+from retrieval import Principal, Retriever
+from serving import ChatClient, ChatRequest, ChatResult, ImagePart, Message
 
 
 @dataclass(frozen=True)
@@ -261,36 +230,28 @@ class QAAgent:
             )
             for query in queries
         ]
-        merged: dict[str, SearchHit] = {}
-        for rank in range(wanted):
-            for found in lists:
-                if rank < len(found) and len(merged) < wanted:
-                    hit = found[rank]
-                    if self.options.mode != "dense" or hit.score >= self.options.min_score:
-                        merged.setdefault(hit.chunk.chunk_id, hit)
-        ordered = list(merged.values())
+        floor = self.options.min_score if self.options.mode == "dense" else None
+        ordered = interleave(lists, wanted, min_score=floor)
         if assist.rerank and len(ordered) > 1:
             ordered, step, ok = await searcher.rerank(
                 state["search_query"], ordered, cache_salt=runtime.context.cache_salt
             )
             steps.append(step.model_dump())
             flags += [] if ok else ["rerank_failed"]
-        hits = {h.chunk.chunk_id: h.chunk for h in ordered[: self.options.top_k]}
-        # Number each chunk once per thread; show it again only when the turn that showed it has
-        # left the transcript window.
-        evidence = state.get("evidence") or []
-        numbers = {Chunk.model_validate(c).chunk_id: n for n, c in enumerate(evidence, start=1)}
-        already_shown = visible(state, self.options.history_turns)
-        added: list[dict[str, Any]] = []
-        retrieved, introduced = [], []
-        for chunk_id, chunk in hits.items():
-            if chunk_id not in numbers:
-                added.append(chunk.model_dump())
-                numbers[chunk_id] = len(evidence) + len(added)
-            number = numbers[chunk_id]
-            retrieved.append(number)
-            if number not in already_shown:
-                introduced.append(number)
+        hits = [h.chunk for h in ordered[: self.options.top_k]]
+        shown = hits
+        budget = await self._pin_budget()
+        if budget and hits:
+            principal = runtime.context.principal
+            shown = await asyncio.to_thread(
+                plan_shown,
+                hits,
+                lambda source, limit: self.retriever.store.document(source, principal, limit=limit),
+                shown=list(shown_passages(state, self.options.history_turns, new=False).values()),
+                budget=budget,
+            )
+        added, introduced, numbers = number(state, shown, self.options.history_turns)
+        retrieved = [numbers[c.chunk_id] for c in hits]
         elapsed = (time.perf_counter() - started) * 1000
         return {
             "evidence": added,
@@ -300,6 +261,14 @@ class QAAgent:
             "steps": steps,
             "flags": flags,
         }
+
+    async def _pin_budget(self) -> int:
+        """The thread's budget for pinned documents: the option, but never more than half the
+        server's context, which must still hold the transcript, the question and the answer."""
+        if not self.options.pin_tokens:
+            return 0
+        window = await self.client.context_length()
+        return min(self.options.pin_tokens, window // 2) if window else self.options.pin_tokens
 
     async def _answer(self, state: QAState, runtime: Runtime[_Context]) -> dict[str, Any]:
         if not state["retrieved"]:
@@ -311,6 +280,12 @@ class QAAgent:
         if any(c.doc_type == "image" for c in passages.values()) and await self.client.supports_images():
             attached, unavailable = await asyncio.to_thread(attachable, passages)
         question = render("qa_turn", question=state["question"])
+        if self.options.pin_tokens:
+            # Whole documents are shown: say which passages the search ranked first, in the turn's
+            # own message so the cached prefix stays as it is.
+            found = [f"[{n}]" for n in state["retrieved"] if n in passages]
+            if found:
+                question += "\n" + render("qa_found", passages=", ".join(found))
         if runtime.context.images:
             question += "\n" + render("images_asked", count=len(runtime.context.images))
         request = ChatRequest(

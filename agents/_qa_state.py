@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypedDict
 
 from agents._prompts import render
 from agents._qa_prompts import history_start, passages_block
-from retrieval import Chunk, Principal, VectorStore
+from retrieval import Chunk, Principal, SearchHit, VectorStore
 from serving import Effort, Message
 
 
@@ -54,11 +54,46 @@ def visible(state: QAState, window: int) -> set[int]:
     return {n for turn in shown_turns(state, window) for n in turn["introduced"]}
 
 
-def shown_passages(state: QAState, window: int) -> dict[int, Chunk]:
-    """Every passage this turn's answer may cite: the transcript window's and the new ones."""
-    evidence = state["evidence"]
-    shown = (visible(state, window) | set(state["introduced"])) - set(state.get("withdrawn") or [])
-    return {n: Chunk.model_validate(evidence[n - 1]) for n in sorted(shown)}
+def shown_passages(state: QAState, window: int, *, new: bool = True) -> dict[int, Chunk]:
+    """Every passage this turn's answer may cite: the transcript window's and (`new`) this turn's."""
+    evidence = state.get("evidence") or []
+    shown = visible(state, window) | (set(state["introduced"]) if new else set())
+    return {
+        n: Chunk.model_validate(evidence[n - 1]) for n in sorted(shown - set(state.get("withdrawn") or []))
+    }
+
+
+def interleave(lists: list[list[SearchHit]], wanted: int, *, min_score: float | None) -> list[SearchHit]:
+    """Several searches' hits as one list: rank by rank, each chunk once, at most `wanted`, none
+    scored below `min_score` (when given)."""
+    merged: dict[str, SearchHit] = {}
+    for rank in range(wanted):
+        for found in lists:
+            if rank < len(found) and len(merged) < wanted:
+                hit = found[rank]
+                if min_score is None or hit.score >= min_score:
+                    merged.setdefault(hit.chunk.chunk_id, hit)
+    return list(merged.values())
+
+
+def number(
+    state: QAState, shown: list[Chunk], window: int
+) -> tuple[list[dict[str, Any]], list[int], dict[str, int]]:
+    """Number each chunk once per thread; show it again only when the turn that showed it has left
+    the transcript window. Returns the evidence to add, the numbers this turn introduces, and every
+    chunk id's number."""
+    evidence = state.get("evidence") or []
+    numbers = {str(c["chunk_id"]): n for n, c in enumerate(evidence, start=1)}
+    already_shown = visible(state, window)
+    added: list[dict[str, Any]] = []
+    introduced: list[int] = []
+    for chunk in shown:
+        if chunk.chunk_id not in numbers:
+            added.append(chunk.model_dump())
+            numbers[chunk.chunk_id] = len(evidence) + len(added)
+        if numbers[chunk.chunk_id] not in already_shown:
+            introduced.append(numbers[chunk.chunk_id])
+    return added, introduced, numbers
 
 
 def prefix(state: QAState, window: int, *, with_new_passages: bool = False) -> list[Message]:

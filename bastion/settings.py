@@ -165,6 +165,12 @@ class AgentSettings(_Section):
     rerank_candidates: int = Field(
         default=10, ge=2, le=30, description="QA: how many search candidates the model orders"
     )
+    pin_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="QA: estimated tokens of whole documents a thread may pin into its cached prompt "
+        "prefix when its search reaches them (0: retrieved passages only; docs/prompt-layout.md)",
+    )
     context_tokens: int | None = Field(
         default=None,
         gt=0,

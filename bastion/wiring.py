@@ -327,6 +327,7 @@ def configured_qa_agent(
             candidates=settings.agent.rerank_candidates,
         ),
         top_k=settings.retrieval.top_k,
+        pin_tokens=settings.agent.pin_tokens,
         mode=retriever.mode,
         min_score=settings.retrieval.min_score,
         max_tokens=settings.model.max_tokens,

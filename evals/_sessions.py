@@ -128,15 +128,15 @@ async def cache(context: EvalContext) -> EvalResult:
     if context.model_url is None:
         raise UsageError("the cache suite needs a model server (--model-url, or let Bastion start one)")
     turns = min(context.limit or len(cache_reuse.QA_TURNS), len(cache_reuse.QA_TURNS))
-    context.progress.start(f"cache: two {turns}-turn sessions, two layouts each", None)
+    context.progress.start(f"cache: two {turns}-turn sessions, three and two layouts", None)
     report = await cache_reuse.measure(context.model_url, CORPUS, turns=turns)
     metrics: list[Metric] = []
     series: list[Series] = []
     for session in ("qa", "code"):
-        for layout in ("bastion", "naive"):
+        for layout in report[session]:
             summary = report[session][layout]
-            # Only Bastion's own layout can regress; the naive one is the yardstick.
-            direction = True if layout == "bastion" else None
+            # Only Bastion's own layouts can regress; the naive one is the yardstick.
+            direction = None if layout == "naive" else True
             metrics.append(
                 figure(
                     f"{session}/{layout}/cached_share",
@@ -175,6 +175,8 @@ async def cache(context: EvalContext) -> EvalResult:
     notes = [
         "Shares are over follow-up turns (turn 1 has nothing to reuse), counted by the model server.",
         f"The code session edits a file before turn {cache_reuse.CHANGE_AT + 1}.",
+        f"QA 'pinned': the documents its searches reach are shown whole (budget {report['pin_tokens']} "
+        "estimated tokens, at most half the server's context).",
     ]
     data = [
         DataVersion(

@@ -23,13 +23,14 @@ from retrieval._store import (
     MatchAny,
     StoreQuery,
     from_payload,
+    in_document_order,
     placeholder_vector,
     prefetch_depth,
     search_conditions,
     to_payload,
     tombstone_payload,
 )
-from retrieval._types import Principal, SearchFilters, SearchHit
+from retrieval._types import Chunk, Principal, SearchFilters, SearchHit
 
 _SCROLL_PAGE = 1024
 _RRF_K = 60
@@ -141,6 +142,11 @@ class QdrantStore:
         flt = _filter(search_conditions(principal, None), ids=chunk_ids)
         return {str(r.id) for r in self._scroll(flt, with_payload=False)}
 
+    def document(self, source: str, principal: Principal, *, limit: int) -> list[Chunk] | None:
+        flt = _filter(search_conditions(principal, SearchFilters(sources=[source])))
+        records = self._scroll(flt, with_payload=True, limit=limit + 1)
+        return in_document_order([(r.id, r.payload) for r in records], limit)
+
     def search(
         self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
     ) -> list[SearchHit]:
@@ -209,22 +215,26 @@ class QdrantStore:
             raise StoreError(f"point {point_id} to hide does not exist")
         return str((records[0].payload or {})["source"])
 
-    def _scroll(self, flt: models.Filter | None, *, with_payload: bool | list[str]) -> list[models.Record]:
+    def _scroll(
+        self, flt: models.Filter | None, *, with_payload: bool | list[str], limit: int | None = None
+    ) -> list[models.Record]:
+        """Every record `flt` matches, or the first `limit` of them (in the engine's id order)."""
         records: list[models.Record] = []
         offset = None
         while True:
+            page_size = _SCROLL_PAGE if limit is None else min(_SCROLL_PAGE, limit - len(records))
             start = offset
             page, offset = self._call(
                 lambda: self._client.scroll(
                     self.collection,
                     scroll_filter=flt,
-                    limit=_SCROLL_PAGE,
+                    limit=page_size,  # noqa: B023 - called at once, inside this iteration
                     offset=start,  # noqa: B023 - called at once, inside this iteration
                     with_payload=with_payload,
                 )
             )
             records += page
-            if offset is None:
+            if offset is None or (limit is not None and len(records) >= limit):
                 return records
 
     def _call(self, fn: Callable[[], T]) -> T:

@@ -124,6 +124,12 @@ class VectorStore(Protocol):
         conversation rechecks the passages it showed in earlier turns (groups change, documents go)."""
         ...
 
+    def document(self, source: str, principal: Principal, *, limit: int) -> list[Chunk] | None:
+        """The live chunks of `source` that `principal` may read, in document order: how a QA thread
+        pins a whole document. None when there are more than `limit` of them (too long to pin), so a
+        long document is never read whole just to be refused."""
+        ...
+
     def search(
         self, query: StoreQuery, principal: Principal, *, limit: int, filters: SearchFilters | None = None
     ) -> list[SearchHit]: ...
@@ -154,6 +160,15 @@ def to_payload(chunk: Chunk) -> dict[str, Any]:
 def tombstone_payload(source: str) -> dict[str, Any]:
     """What a hidden point keeps: enough to find it again (by source) and nothing a search can match."""
     return {"source": source, "live": 0, "acl": []}
+
+
+def in_document_order(
+    records: Sequence[tuple[object, dict[str, Any] | None]], limit: int
+) -> list[Chunk] | None:
+    """A document's chunks from a scroll that asked for one more than `limit`: None when it got more."""
+    if len(records) > limit:
+        return None
+    return sorted((from_payload(pid, payload) for pid, payload in records), key=lambda c: c.position)
 
 
 def from_payload(point_id: object, payload: dict[str, Any] | None) -> Chunk:

@@ -1,11 +1,14 @@
 """Prefix-cache reuse over 10-turn sessions: Bastion's prompt layout versus a naive one, in one run.
 
     python -m evals.bench.cache_reuse --url http://127.0.0.1:PORT/v1 [--corpus examples/corpus] [--turns 10]
+        [--pin-tokens 6000] [--sessions qa code]
 
-Two sessions, each run twice against the same server:
-- compliance QA over the corpus: Bastion's QAAgent (one growing system message: instructions,
-  then per turn its new passages, question and answer) versus the layout several chat front ends
-  use — this turn's retrieved passages in the system prompt, then the conversation as messages;
+Two sessions against the same server:
+- compliance QA over the corpus, three ways: Bastion's QAAgent showing retrieved passages (one
+  growing system message: instructions, then per turn its new passages, question and answer); the
+  same agent pinning the documents its searches reach whole into that message (`--pin-tokens`,
+  agents/_pin.py); and the layout several chat front ends use — this turn's retrieved passages in
+  the system prompt, then the conversation as messages;
 - the coding assistant over a small repository (a few of Bastion's own modules copied to a
   temporary folder; one file changes half-way): Bastion's CodeAgent (packed repository, appended
   deltas) versus the naive layout with this turn's most relevant files in the system prompt.
@@ -31,7 +34,7 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents import CodeAgent, QAAgent, answer_schema
+from agents import CodeAgent, QAAgent, QAOptions, answer_schema
 from evals.bench._common import emit, indexed_corpus, log
 from retrieval import Principal, Retriever
 from serving import ChatClient, ChatRequest, ChatResult, JsonSchema, Message, StreamEvent, Usage
@@ -65,6 +68,7 @@ CODE_TURNS = [
     "Where is LONG_QUESTION_WORDS used?",
 ]
 CHANGE_AT = 5  # the code session edits a file before this turn
+DEFAULT_PIN_TOKENS = 6000  # the sample policies are about 5,800 estimated tokens: all of them fit
 
 
 class TimedClient(ChatClient):
@@ -123,18 +127,22 @@ def _summary(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _qa_bastion(
-    client: TimedClient, retriever: Retriever, questions: list[str]
+    client: TimedClient, retriever: Retriever, questions: list[str], *, pin_tokens: int = 0
 ) -> list[dict[str, Any]]:
-    agent = QAAgent(client, retriever, checkpointer=InMemorySaver())
+    options = QAOptions(pin_tokens=pin_tokens)
+    agent = QAAgent(client, retriever, options=options, checkpointer=InMemorySaver())
     thread = uuid.uuid4().hex
     turns = []
     for question in questions:
         client.calls.clear()
-        await agent.ask(question, ME, thread_id=thread)
+        result = await agent.ask(question, ME, thread_id=thread)
         usage, ttft = client.calls[-1]  # the answer call (a follow-up's rewrite comes first)
         turns.append(
             {
                 **_turn(usage, ttft),
+                "answer": result.answer,
+                "refused": result.refused,
+                "cited": sorted({Path(c.source).name for c in result.citations}),
                 "model_calls": len(client.calls),
                 # Every prompt token the turn sent, the rewrite's included.
                 "all_calls_prompt_tokens": sum(u.prompt_tokens for u, _ in client.calls),
@@ -216,16 +224,34 @@ async def _code_naive(client: TimedClient, repo: Path, questions: list[str]) -> 
     return turns
 
 
-async def measure(url: str, corpus: Path, turns: int = 10) -> dict[str, Any]:
-    report: dict[str, Any] = {"benchmark": "cache_reuse", "turns_per_session": turns, "code": {}}
+async def measure(
+    url: str,
+    corpus: Path,
+    turns: int = 10,
+    *,
+    pin_tokens: int = DEFAULT_PIN_TOKENS,
+    sessions: tuple[str, ...] = ("qa", "code"),
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "benchmark": "cache_reuse",
+        "turns_per_session": turns,
+        "pin_tokens": pin_tokens,
+        "code": {},
+    }
     async with TimedClient(url) as client:
-        with indexed_corpus(corpus) as (retriever, _):
-            log("QA session, Bastion layout…")
-            bastion = _summary(await _qa_bastion(client, retriever, QA_TURNS[:turns]))
-            log("QA session, naive layout…")
-            naive = _summary(await _qa_naive(client, retriever, QA_TURNS[:turns]))
-        report["qa"] = {"bastion": bastion, "naive": naive}
+        if "qa" in sessions:
+            questions = QA_TURNS[:turns]
+            with indexed_corpus(corpus) as (retriever, _):
+                log("QA session, Bastion layout (retrieved passages)…")
+                bastion = _summary(await _qa_bastion(client, retriever, questions))
+                log(f"QA session, Bastion layout (documents pinned, budget {pin_tokens} tokens)…")
+                pinned = _summary(await _qa_bastion(client, retriever, questions, pin_tokens=pin_tokens))
+                log("QA session, naive layout…")
+                naive = _summary(await _qa_naive(client, retriever, questions))
+            report["qa"] = {"bastion": bastion, "pinned": pinned, "naive": naive}
         for layout, run in (("bastion", _code_bastion), ("naive", _code_naive)):
+            if "code" not in sessions:
+                break
             log(f"code session, {layout} layout…")
             with tempfile.TemporaryDirectory() as folder:
                 summary = _summary(await run(client, _copy_repo(Path(folder)), CODE_TURNS[:turns]))
@@ -240,8 +266,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", required=True, help="OpenAI-compatible base URL ending in /v1")
     parser.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus")
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument(
+        "--pin-tokens",
+        type=int,
+        default=DEFAULT_PIN_TOKENS,
+        help="the pinned layout's budget (estimated tokens)",
+    )
+    parser.add_argument("--sessions", nargs="+", choices=["qa", "code"], default=["qa", "code"])
     args = parser.parse_args(argv)
-    emit(asyncio.run(measure(args.url, args.corpus, args.turns)))
+    emit(
+        asyncio.run(
+            measure(
+                args.url, args.corpus, args.turns, pin_tokens=args.pin_tokens, sessions=tuple(args.sessions)
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

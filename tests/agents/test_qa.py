@@ -219,8 +219,9 @@ class _Recording(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
+@pytest.mark.parametrize("pin_tokens", [0, 2000], ids=["passages", "pinned-documents"])
 async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_live_index(
-    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder
+    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder, pin_tokens: int
 ) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -238,7 +239,8 @@ async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_liv
         ChatClient(llm_url, transport=recording) as client,
         AsyncSqliteSaver.from_conn_string(str(tmp_path / "t.sqlite")) as saver,
     ):
-        agent = QAAgent(client, Retriever(embedder, store), checkpointer=saver)
+        options = QAOptions(pin_tokens=pin_tokens)
+        agent = QAAgent(client, Retriever(embedder, store), options=options, checkpointer=saver)
         hr = Principal(user="bob", groups=frozenset({"hr"}))
         await agent.ask("How many weeks of parental leave do parents get?", hr, thread_id="t")
         assert any(s in json.dumps(recording.bodies) for s in secret)  # shown while bob was in hr
@@ -267,4 +269,42 @@ async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_liv
         assert gone == ["t"]
         assert (await agent.graph.aget_state({"configurable": {"thread_id": "t"}})).values == {}
         assert (await agent.graph.aget_state({"configurable": {"thread_id": "unrelated"}})).values
+    store.close()
+
+
+async def test_pinned_documents_are_shown_whole_once_and_follow_ups_reuse_them(
+    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    Indexer(embedder, store).index([CORPUS], owner="local")
+    recording = _Recording()
+    async with ChatClient(llm_url, transport=recording) as client:
+        options = QAOptions(pin_tokens=2000)
+        agent = QAAgent(client, Retriever(embedder, store), options=options, checkpointer=InMemorySaver())
+        first = await agent.ask("How many days per year may staff work from abroad?", OPERATOR, thread_id="p")
+        values = (await agent.graph.aget_state({"configurable": {"thread_id": "p"}})).values
+        evidence = values["evidence"]
+        by_source: dict[str, list[str]] = {}
+        for c in evidence:
+            by_source.setdefault(c["source"], []).append(c["chunk_id"])
+        top = next(c for c in evidence if c["chunk_id"] == first.retrieved_chunk_ids[0])
+        whole = store.document(top["source"], OPERATOR, limit=100)
+        assert whole is not None and len(whole) > 1
+        assert by_source[top["source"]] == [c.chunk_id for c in whole]  # the whole document, in order
+        assert set(first.retrieved_chunk_ids) <= {c["chunk_id"] for c in evidence}
+        # The answer call names the search's best passages after the question, outside the prefix.
+        answer_body = recording.bodies[-1]
+        assert "The search ranked these passages first" in answer_body["messages"][-1]["content"]
+        assert "The search ranked" not in answer_body["messages"][0]["content"]
+
+        second = await agent.ask("Who has to approve a stay abroad?", OPERATOR, thread_id="p")
+        values = (await agent.graph.aget_state({"configurable": {"thread_id": "p"}})).values
+        pinned = {cid for ids in by_source.values() for cid in ids}
+        new = [c for c in values["evidence"][len(evidence) :]]
+        # Nothing already pinned is shown again; a new document comes whole or as its hits alone.
+        assert not pinned & {c["chunk_id"] for c in new}
+        assert {c["chunk_id"] for c in new} | pinned >= set(second.retrieved_chunk_ids)
+        first_prompt = next(s for s in first.steps if s.step == "answer").usage.prompt_tokens
+        answer = next(s for s in second.steps if s.step == "answer")
+        assert answer.usage.cached_tokens is not None and answer.usage.cached_tokens >= 0.8 * first_prompt
     store.close()

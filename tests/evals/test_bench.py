@@ -31,15 +31,19 @@ def _details(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 
 
 @pytest.mark.llm
-async def test_cache_reuse_bench_compares_both_layouts_for_both_agents(llm_url: str) -> None:
-    report = await measure(llm_url, CORPUS, turns=2)
+async def test_cache_reuse_bench_compares_the_layouts_for_both_agents(llm_url: str) -> None:
+    report = await measure(llm_url, CORPUS, turns=2, pin_tokens=2000)
     for session in ("qa", "code"):
-        for layout in ("bastion", "naive"):
+        for layout in ("bastion", "pinned", "naive") if session == "qa" else ("bastion", "naive"):
             summary = report[session][layout]
             assert len(summary["turns"]) == 2 and all(t["prompt_tokens"] > 0 for t in summary["turns"])
             assert all(t["ttft_ms"] > 0 for t in summary["turns"])
         # The follow-up starts with turn 1's system message in Bastion's layout: most of it is cached.
         assert report[session]["bastion"]["follow_up_cached_share"] > 0.5
+    # Pinned documents: the first turn shows more than its hits, the follow-up reuses all of it.
+    pinned, passages = report["qa"]["pinned"], report["qa"]["bastion"]
+    assert pinned["turns"][0]["prompt_tokens"] > passages["turns"][0]["prompt_tokens"]
+    assert pinned["follow_up_cached_share"] > 0.5
 
 
 def test_ingest_bench(capsys: pytest.CaptureFixture[str]) -> None:

@@ -168,6 +168,34 @@ def test_readable_drops_deleted_hidden_unknown_and_forbidden_chunks(make_store: 
     assert store.readable([], hr) == set()
 
 
+def test_document_gives_a_readable_live_document_in_order_or_none_when_too_long(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
+    parts = [_item("/d/policy.md", p, ["group:hr"], f"policy part {p}") for p in (3, 0, 2, 1)]
+    other = _item("/d/other.md", 0, ["group:hr"])
+    store.replace([*parts, other], [])
+    hr = Principal(user="bob", groups=frozenset({"hr"}))
+    whole = store.document("/d/policy.md", hr, limit=4)
+    assert whole is not None
+    assert [c.position for c in whole] == [0, 1, 2, 3]
+    assert [c.text for c in whole] == [f"policy part {p}" for p in range(4)]
+    assert store.document("/d/policy.md", hr, limit=3) is None  # four chunks: too long to pin
+    assert store.document("/d/policy.md", Principal(user="bob", groups=frozenset({"sales"})), limit=9) == []
+    assert store.document("/d/missing.md", hr, limit=9) == []
+    # A re-indexed document: the old version's hidden chunks are never part of it.
+    changed = _item("/d/policy.md", 0, ["group:hr"], "policy part 0, amended")
+    store.replace([changed], [parts[1].chunk.chunk_id])
+    after = store.document("/d/policy.md", hr, limit=9)
+    assert after is not None
+    assert [c.text for c in after] == [
+        "policy part 0, amended",
+        "policy part 1",
+        "policy part 2",
+        "policy part 3",
+    ]
+
+
 def test_search_never_returns_what_the_principal_may_not_read(make_store: StoreFactory) -> None:
     store = make_store()
     store.replace([_item("/hr.md", 0, ["group:hr"], "leave policy")], [])
