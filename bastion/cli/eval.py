@@ -120,6 +120,7 @@ def _recorded(s: Settings) -> dict[str, Any]:
         "top_k": s.retrieval.top_k,
         "min_score": s.retrieval.min_score,
         "router": s.agent.router,
+        "pin_tokens": s.agent.pin_tokens,
         "max_tokens": s.model.max_tokens,
         "temperature": s.model.temperature,
     }

@@ -6,6 +6,10 @@ Both run in this process on the same chunk texts: first Bastion indexes the corp
 (load, chunk with the tokenizer, embed, BM25, write to Qdrant Edge, manifest), then the same texts
 are encoded raw. Default corpus: the running Python's standard library sources (real code, always
 installed). Prints chunks/s for both, their ratio (target >= 0.9), and peak RSS.
+
+Then the pipeline once more with the model left out (every vector a constant): loading, chunking with
+the tokenizer, BM25, store writes and the manifest alone. That rate is the ceiling of the CPU side,
+which a GPU must be fed at: with the model free, ingestion could go no faster than this.
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ import time
 from pathlib import Path
 
 from evals.bench._common import Recording, emit, log, make_embedder, peak_rss_mib, quiet_models
-from retrieval import SentenceTransformerEmbedder
+from retrieval import Embedder, SentenceTransformerEmbedder
+
+
+class _NoModel(Recording):
+    """The embedder's tokenizer without its model: every vector the same unit vector."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner)
+        self._unit = [1.0] + [0.0] * (inner.dimension - 1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._unit] * len(texts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,6 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         texts = recorder.texts
         store.close()
         manifest.close()
+        log("indexing the same files with the model left out…")
+        store = EdgeStore(Path(tmp) / "edge-no-model", dimension=embedder.dimension)
+        manifest = Manifest(Path(tmp) / "manifest-no-model.sqlite")
+        started = time.perf_counter()
+        cpu_side = Indexer(_NoModel(embedder), store, manifest=manifest, batch_size=args.batch_size).index(
+            files, owner="bench"
+        )
+        cpu_side_s = time.perf_counter() - started
+        store.close()
+        manifest.close()
 
     log(f"encoding the same {len(texts)} chunks raw…")
     model = raw._load()
@@ -74,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
             "raw_encode_seconds": round(raw_s, 3),
             "raw_encode_chunks_per_s": round(raw_rate, 1),
             "ratio_bastion_to_raw": round(bastion_rate / raw_rate, 3),
+            "cpu_side_seconds": round(cpu_side_s, 3),
+            "cpu_side_chunks_per_s": round(cpu_side.chunks_written / cpu_side_s, 1),
             "target_ratio": 0.9,
             "peak_rss_mib": peak_rss_mib(),
             "backend": args.backend,

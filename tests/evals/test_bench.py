@@ -51,6 +51,7 @@ def test_ingest_bench(capsys: pytest.CaptureFixture[str]) -> None:
     report = _details(capsys)
     assert report["documents_indexed"] == 2 and report["chunks"] > 0
     assert report["bastion_chunks_per_s"] > 0 and report["raw_encode_chunks_per_s"] > 0
+    assert report["cpu_side_chunks_per_s"] > 0
 
 
 def test_query_latency_bench(capsys: pytest.CaptureFixture[str]) -> None:
