@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -185,18 +186,17 @@ class Indexer:
                 self.manifest.record(replace(entry, modified_at=document.modified_at))
             report.documents_unchanged += 1
             emit(IndexEvent("unchanged", document.source))
-        pending: list[_Plan] = []
+        batches: list[list[_Plan]] = [[]]
         for plan in plans:
             if plan.unchanged:
                 self._record(plan)
                 report.documents_unchanged += 1
                 emit(IndexEvent("unchanged", plan.document.source))
                 continue
-            pending.append(plan)
-            if sum(len(p.new) for p in pending) >= self.batch_size:
-                self._write(pending, report, emit)
-                pending = []
-        self._write(pending, report, emit)
+            if sum(len(p.new) for p in batches[-1]) >= self.batch_size:
+                batches.append([])
+            batches[-1].append(plan)
+        self._write_all([b for b in batches if b], report, emit)
         for folder in prune_under or []:
             self._prune(folder, report, emit)
         return report
@@ -229,11 +229,28 @@ class Indexer:
             purge=sorted(pid for pid, is_live in stored.items() if not is_live),
         )
 
-    def _write(self, plans: list[_Plan], report: IndexReport, emit: Progress) -> None:
-        if not plans:
+    def _write_all(self, batches: list[list[_Plan]], report: IndexReport, emit: Progress) -> None:
+        """Embed batch k+1 in a worker thread while batch k's BM25 vectors are computed and written.
+        The model runs outside the GIL (CUDA kernels, ONNX Runtime, PyTorch's CPU kernels), so on a
+        GPU the CPU-side work hides behind it rather than adding to it. Writes stay in this thread and
+        in order, so what a crash leaves behind is as before: whole documents, each reported once."""
+        if not batches:
             return
-        texts = [indexed_text(c) for p in plans for c in p.new]
-        vectors = iter(self.embedder.embed_documents(texts))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-embed") as pool:
+            embedding = pool.submit(self._embed, batches[0])
+            for k, batch in enumerate(batches):
+                vectors = embedding.result()
+                if k + 1 < len(batches):
+                    embedding = pool.submit(self._embed, batches[k + 1])
+                self._write(batch, vectors, report, emit)
+
+    def _embed(self, plans: list[_Plan]) -> list[list[float]]:
+        return self.embedder.embed_documents([indexed_text(c) for p in plans for c in p.new])
+
+    def _write(
+        self, plans: list[_Plan], dense: list[list[float]], report: IndexReport, emit: Progress
+    ) -> None:
+        vectors = iter(dense)
         for plan in plans:
             items = [EmbeddedChunk(c, next(vectors), document_vector(indexed_text(c))) for c in plan.new]
             self.store.replace(items, plan.hide)

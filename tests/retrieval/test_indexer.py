@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -213,6 +214,35 @@ def test_embedding_runs_in_batches_across_documents(
     assert sum(calls) == report.chunks_written
     assert len(calls) < report.documents_indexed, "chunks of several documents share one encode call"
     assert all(n >= 40 for n in calls[:-1])
+
+
+def test_the_next_batch_is_embedded_while_this_one_is_written(
+    embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model (a GPU's, or ONNX Runtime's) runs beside the CPU-side writes rather than between
+    them. The first write waits until the second batch's embedding has begun: in a pipeline that
+    embedded and wrote in turn it would wait in vain."""
+    second_started = threading.Event()
+    waited: list[bool] = []
+    calls: list[int] = []
+    real_embed, real_replace = embedder.embed_documents, store.replace
+
+    def embedding(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        if len(calls) == 2:
+            second_started.set()
+        return real_embed(texts)
+
+    def replacing(items: Any, hide: Any) -> None:
+        if not waited:
+            waited.append(second_started.wait(timeout=60))
+        real_replace(items, hide)
+
+    monkeypatch.setattr(embedder, "embed_documents", embedding)
+    monkeypatch.setattr(store, "replace", replacing)
+    report = Indexer(embedder, store, batch_size=40).index([corpus], owner="local")
+    assert len(calls) >= 2 and waited == [True]
+    assert report.chunks_written == sum(calls) == store.count()
 
 
 def test_bad_input_writes_nothing(
