@@ -16,11 +16,12 @@ from retrieval._embed import (
     resolve_device,
 )
 from retrieval._errors import EmbeddingError, LoaderError, QueryError, RetrievalError, StoreError
-from retrieval._indexer import Indexer, IndexEvent, IndexReport, Reranker, Retriever, plan_chunks
+from retrieval._indexer import Indexer, IndexEvent, IndexReport, plan_chunks
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._onnx import OnnxEmbedder, onnx_unsupported
 from retrieval._profile import DEFAULT_PROFILE, MeasuredChoice, SearchProfile, load_profile, save_profile
+from retrieval._retriever import Reranker, Retriever
 from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
 from retrieval._types import (
     Chunk,

@@ -50,6 +50,35 @@ def default_model_path() -> Path:
     return path
 
 
+def counting_tokenizer(path: Path) -> Tokenizer:
+    from tokenizers import Tokenizer
+
+    fast = Tokenizer.from_file(str(path))
+    fast.no_truncation()  # the file truncates at the model's window; counting must not
+    fast.no_padding()
+    return fast
+
+
+class TokenCounter:
+    """Counts tokens as `FolderEmbedder.count_tokens` does, from a tokenizer.json path: pickled as the
+    path alone, so worker processes read the file themselves."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fast: Tokenizer | None = None
+
+    def __call__(self, text: str) -> int:
+        if self._fast is None:
+            self._fast = counting_tokenizer(self.path)
+        return len(self._fast.encode(text, add_special_tokens=False).ids)
+
+    def __getstate__(self) -> dict[str, Path]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Path]) -> None:
+        self.path, self._fast = state["path"], None
+
+
 class FolderEmbedder:
     """What every backend of a sentence-transformers folder shares: the facts the folder declares, its
     tokenizer for counting, and the query cache. Subclasses embed (`embed_documents`)."""
@@ -109,18 +138,16 @@ class FolderEmbedder:
             raise EmbeddingError(f"{self.model_path} has no tokenizer.json")
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def token_counter(self) -> TokenCounter | None:
+        """`count_tokens` as a value another process can take (chunking in a process pool); None
+        when the folder has no tokenizer.json and counting needs the loaded model."""
+        path = self.model_path / "tokenizer.json"
+        return TokenCounter(path) if path.exists() else None
+
     def _tokenizer(self) -> Tokenizer | None:
         if self._fast is None:
             path = self.model_path / "tokenizer.json"
-            if not path.exists():
-                self._fast = False
-            else:
-                from tokenizers import Tokenizer
-
-                fast = Tokenizer.from_file(str(path))
-                fast.no_truncation()  # the file truncates at the model's window; counting must not
-                fast.no_padding()
-                self._fast = fast
+            self._fast = counting_tokenizer(path) if path.exists() else False
         return self._fast or None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

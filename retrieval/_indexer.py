@@ -6,45 +6,41 @@ operation that writes its new chunks and hides its old ones (they are deleted ri
 reader sees the old version or the new one, never a mix, even if the process dies in between.
 Embedding runs over batches that span documents (sentence-transformers sorts each batch by length,
 so little compute goes to padding); each document is written, and reported, once its batch is done.
+The work is overlapped where a GPU would otherwise wait: a large run chunks in worker processes,
+and the next batch is embedded while this one's BM25 vectors are computed and written.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
+import multiprocessing
+import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
-from retrieval._bm25 import document_vector, query_vector
+from retrieval._bm25 import document_vector
 from retrieval._chunking import Measure, chunk_text
 from retrieval._context import HEADER_TOKENS, context_header, document_title, indexed_text
 from retrieval._embed import Embedder
-from retrieval._errors import QueryError
 from retrieval._loaders import MAX_DOCUMENT_CHARS, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry, now
-from retrieval._store import EmbeddedChunk, StoreQuery, VectorStore, point_id
+from retrieval._store import EmbeddedChunk, VectorStore, point_id
 from retrieval._types import (
     Chunk,
-    DocumentHit,
-    Fusion,
     Principal,
-    SearchFilters,
-    SearchHit,
-    SearchMode,
     document_acl,
 )
 
-DOCUMENT_DECAY = 0.2
 # Bump when the same file would be cut into other chunks, titles, context headers or point ids: the
 # manifest records it with every file, and a file indexed under another version is chunked again.
 CHUNKING_VERSION = "1"
-"""A document's score: its best chunk's, plus each further chunk's times 0.2, 0.04, … (the banking
-suite's many-section policies gain from it, 0.358 to 0.370; CWE's one-chunk entries lose a little)."""
-QUERY_WINDOW_TOKENS = 200
-"""Windows a long query is embedded in: well inside MiniLM's 256, cut at sentence ends."""
+PARALLEL_PLANNING_CHARS = 2_000_000
+"""Below this much text to chunk, starting worker processes (each imports Bastion and reads the
+tokenizer, about a second) costs more than it saves."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +119,10 @@ class Indexer:
         chunk_tokens: int = 128,
         batch_size: int = 256,
         max_document_chars: int = MAX_DOCUMENT_CHARS,
+        planning_workers: int | None = None,
     ) -> None:
         self.embedder = embedder
+        self.planning_workers = planning_workers or min(8, os.cpu_count() or 1)
         self.max_document_chars = max_document_chars
         self.store = store
         self.manifest = manifest
@@ -172,14 +170,16 @@ class Indexer:
         emit = progress or (lambda _event: None)
         report = IndexReport(skipped_files=loaded.skipped)
         recorded = {e.source: e for e in self.manifest.entries()} if self.manifest is not None else {}
-        plans, kept = [], []
+        kept, to_plan = [], []
         for document in loaded.documents:
             acl = document_acl(owner=owner, groups=document.groups or groups)
             entry = recorded.get(document.source)
             if entry is not None and self._still_indexed(document, acl, entry):
                 kept.append((document, entry))
             else:
-                plans.append(self._plan(document, acl))
+                to_plan.append((document, acl))
+        chunked = self._chunk_all(to_plan)
+        plans = [self._plan(d, acl, chunks) for (d, acl), chunks in zip(to_plan, chunked, strict=True)]
         emit(IndexEvent("planned", chunks=sum(len(p.new) for p in plans)))
         for document, entry in kept:
             if self.manifest is not None and entry.modified_at != document.modified_at:
@@ -215,8 +215,31 @@ class Indexer:
         stored = self.store.source_points(document.source)
         return len(stored) == entry.chunks and all(stored.values())
 
-    def _plan(self, document: Document, acl: list[str]) -> _Plan:
-        chunks = plan_chunks(document, acl=acl, budget=self.budget, measure=self.embedder.count_tokens)
+    def _chunk_all(self, work: list[tuple[Document, list[str]]]) -> list[list[Chunk]]:
+        """Every document's chunks. Chunking counts tokens again and again and holds the GIL, so a
+        large run spreads it over worker processes, each reading the tokenizer file itself (a GPU
+        embeds faster than one core chunks); a small run, or an embedder that counts only with its
+        loaded model, chunks here."""
+        offered: Callable[[], Measure | None] = getattr(self.embedder, "token_counter", lambda: None)
+        counter = offered()
+        workers = min(self.planning_workers, len(work))
+        size = sum(len(document.text) for document, _ in work)
+        if counter is None or workers < 2 or size < PARALLEL_PLANNING_CHARS:
+            measure = self.embedder.count_tokens
+            return [plan_chunks(d, acl=acl, budget=self.budget, measure=measure) for d, acl in work]
+        # spawn, not fork: the parent may already run PyTorch's or ONNX Runtime's threads.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(
+                pool.map(
+                    _chunks_of,
+                    work,
+                    repeat(self.budget),
+                    repeat(counter),
+                    chunksize=max(1, len(work) // (8 * workers)),
+                )
+            )
+
+    def _plan(self, document: Document, acl: list[str], chunks: list[Chunk]) -> _Plan:
         stored = self.store.source_points(document.source)
         live = {pid for pid, is_live in stored.items() if is_live}
         wanted = {c.chunk_id for c in chunks}
@@ -293,96 +316,7 @@ class Indexer:
             emit(IndexEvent("pruned", source))
 
 
-def document_score(scores: list[float]) -> float:
-    """Best first: the best score plus the rest, each weighted by a further power of DOCUMENT_DECAY."""
-    ordered = sorted(scores, reverse=True)
-    return math.fsum(s * DOCUMENT_DECAY**n for n, s in enumerate(ordered))
-
-
-class Reranker:
-    """The reranking hook: reorder (or cut) hits after retrieval. The default keeps the store's order.
-
-    No offline cross-encoder ships in the package registries, so none is faked here; a deployment
-    with one plugs it in by subclassing.
-    """
-
-    def rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
-        return hits
-
-
-class Retriever:
-    """Search for one principal at a time; the ACL filter runs inside the store's query."""
-
-    def __init__(
-        self,
-        embedder: Embedder,
-        store: VectorStore,
-        *,
-        reranker: Reranker | None = None,
-        fusion: Fusion = "dbsf",
-        mode: SearchMode = "hybrid",
-    ) -> None:
-        self.embedder = embedder
-        self.store = store
-        self.reranker = reranker or Reranker()
-        self.fusion: Fusion = fusion
-        self.mode: SearchMode = mode  # what a search without its own mode uses
-
-    def search(
-        self,
-        query: str,
-        principal: Principal,
-        *,
-        limit: int = 5,
-        mode: SearchMode | None = None,
-        filters: SearchFilters | None = None,
-    ) -> list[SearchHit]:
-        mode = mode or self.mode
-        if not query.strip():
-            raise QueryError("the search query is empty")
-        if not 1 <= limit <= 100:
-            raise QueryError("limit must be between 1 and 100")
-        store_query = StoreQuery(
-            dense=self.query_embedding(query) if mode in ("hybrid", "dense") else None,
-            sparse=query_vector(query) if mode in ("hybrid", "sparse") else None,
-            fusion=self.fusion,
-        )
-        hits = self.store.search(store_query, principal, limit=limit, filters=filters)
-        return self.reranker.rerank(query, hits)
-
-    def search_documents(
-        self,
-        query: str,
-        principal: Principal,
-        *,
-        limit: int = 5,
-        passages: int = 3,
-        mode: SearchMode | None = None,
-        filters: SearchFilters | None = None,
-    ) -> list[DocumentHit]:
-        """Documents rather than chunks: many small chunks of one long article no longer crowd out
-        other documents, and an article that answers in several places ranks above one lucky chunk."""
-        hits = self.search(query, principal, limit=min(100, max(50, 10 * limit)), mode=mode, filters=filters)
-        by_source: dict[str, list[SearchHit]] = {}
-        for hit in hits:
-            by_source.setdefault(hit.chunk.source, []).append(hit)
-        documents = [
-            DocumentHit(
-                source=source, score=document_score([h.score for h in found]), passages=found[:passages]
-            )
-            for source, found in by_source.items()
-        ]
-        documents.sort(key=lambda d: -d.score)
-        return documents[:limit]
-
-    def query_embedding(self, query: str) -> list[float]:
-        """The query's vector. A query longer than the model reads (a pasted ticket, a long scenario)
-        is embedded window by window and the windows averaged, rather than cut after its first
-        256 tokens: on the banking suite's long tasks that took dense nDCG@10 from 0.25 to 0.35."""
-        if self.embedder.count_tokens(query) <= self.embedder.max_tokens:
-            return self.embedder.embed_query(query)
-        windows = chunk_text(query, budget=QUERY_WINDOW_TOKENS, measure=self.embedder.count_tokens)
-        vectors = [self.embedder.embed_query(query[w.start : w.end]) for w in windows]
-        mean = [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
-        norm = math.sqrt(sum(x * x for x in mean)) or 1.0
-        return [x / norm for x in mean]
+def _chunks_of(item: tuple[Document, list[str]], budget: int, measure: Measure) -> list[Chunk]:
+    """A worker process's share of `Indexer._chunk_all`."""
+    document, acl = item
+    return plan_chunks(document, acl=acl, budget=budget, measure=measure)

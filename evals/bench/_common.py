@@ -7,7 +7,7 @@ import resource
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,13 @@ class Recording:
 
     def embed_query(self, text: str) -> list[float]:
         return self.inner.embed_query(text)
+
+    def token_counter(self) -> Callable[[str], int] | None:
+        """The inner embedder's, so the indexer may chunk in worker processes as it would unwrapped."""
+        offered: Callable[[], Callable[[str], int] | None] = getattr(
+            self.inner, "token_counter", lambda: None
+        )
+        return offered()
 
 
 def make_embedder(backend: str, *, query_cache: bool = True) -> Embedder:

@@ -245,6 +245,30 @@ def test_the_next_batch_is_embedded_while_this_one_is_written(
     assert report.chunks_written == sum(calls) == store.count()
 
 
+def test_chunking_in_worker_processes_gives_the_same_chunks_as_in_this_one(
+    embedder: SentenceTransformerEmbedder, tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point ids come from the chunks: a run chunked by the pool must write exactly the points a
+    run chunked here does, or every re-index would re-embed everything."""
+    pools: list[int] = []
+    real_pool = indexer_module.ProcessPoolExecutor
+
+    def counted_pool(workers: int, **kwargs: Any) -> Any:
+        pools.append(workers)
+        return real_pool(workers, **kwargs)
+
+    monkeypatch.setattr(indexer_module, "ProcessPoolExecutor", counted_pool)
+    monkeypatch.setattr(indexer_module, "PARALLEL_PLANNING_CHARS", 0)
+    stores = {}
+    for workers in (1, 2):
+        store = EdgeStore(tmp_path / f"index-{workers}", dimension=384)
+        Indexer(embedder, store, batch_size=40, planning_workers=workers).index([corpus], owner="local")
+        stores[workers] = {source: sorted(store.source_points(source)) for source in sorted(store.sources())}
+        store.close()
+    assert pools == [2], "only the second run chunks in worker processes"
+    assert stores[2] == stores[1] and len(stores[1]) > 2
+
+
 def test_bad_input_writes_nothing(
     embedder: SentenceTransformerEmbedder, store: EdgeStore, corpus: Path
 ) -> None:
@@ -341,7 +365,7 @@ def test_a_bad_groups_file_is_reported(
 
 
 def test_documents_rank_by_their_best_passage_plus_a_decayed_share_of_the_rest() -> None:
-    from retrieval._indexer import DOCUMENT_DECAY, document_score
+    from retrieval._retriever import DOCUMENT_DECAY, document_score
 
     assert document_score([0.9]) == 0.9
     assert document_score([0.5, 0.9]) == pytest.approx(0.9 + 0.5 * DOCUMENT_DECAY)
