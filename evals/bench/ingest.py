@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pattern", default="*.py", help="which files of the corpus folder to index")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
+        "--planning-workers",
+        type=int,
+        default=None,
+        help="processes that chunk (default: the indexer's, one per core up to 8; 1: chunk in this one)",
+    )
+    parser.add_argument(
         "--backend", default="torch", help="what runs MiniLM inside Bastion; raw encode is always PyTorch"
     )
     args = parser.parse_args(argv)
@@ -63,9 +69,14 @@ def main(argv: list[str] | None = None) -> None:
         recorder = Recording(embedder)
         log(f"indexing {len(files)} files…")
         started = time.perf_counter()
-        report = Indexer(recorder, store, manifest=manifest, batch_size=args.batch_size).index(
-            files, owner="bench"
+        indexer = Indexer(
+            recorder,
+            store,
+            manifest=manifest,
+            batch_size=args.batch_size,
+            planning_workers=args.planning_workers,
         )
+        report = indexer.index(files, owner="bench")
         bastion_s = time.perf_counter() - started
         texts = recorder.texts
         store.close()
@@ -74,9 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         store = EdgeStore(Path(tmp) / "edge-no-model", dimension=embedder.dimension)
         manifest = Manifest(Path(tmp) / "manifest-no-model.sqlite")
         started = time.perf_counter()
-        cpu_side = Indexer(_NoModel(embedder), store, manifest=manifest, batch_size=args.batch_size).index(
-            files, owner="bench"
-        )
+        cpu_side = Indexer(
+            _NoModel(embedder),
+            store,
+            manifest=manifest,
+            batch_size=args.batch_size,
+            planning_workers=args.planning_workers,
+        ).index(files, owner="bench")
         cpu_side_s = time.perf_counter() - started
         store.close()
         manifest.close()
@@ -104,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
             "target_ratio": 0.9,
             "peak_rss_mib": peak_rss_mib(),
             "backend": args.backend,
+            "planning_workers": indexer.planning_workers,
+            "indexed_text_chars": sum(len(t) for t in texts),
         }
     )
 
