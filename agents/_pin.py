@@ -6,17 +6,22 @@ must prefill them after the cached prefix; shown whole the first time retrieval 
 documents sit in the prefix and later turns add only their question and answer (the coding
 assistant packs a repository for the same reason: docs/prompt-layout.md). Retrieval still chooses:
 a document is pinned when one of this turn's hits comes from it and it fits the thread's budget;
-hits from documents that do not fit are shown alone, as before. A pinned document is its chunks in
-document order, each numbered like any passage, so a citation is still an exact span.
+hits from documents that do not fit are shown alone, as before. A thread's first turn then fills
+what is left of the budget with the next documents a document-level search ranks for its question,
+so a conversation over a bundle that fits finds every document already in the prefix and its
+follow-ups prefill nothing but their question and the last answer. A pinned document is its chunks
+in document order, each numbered like any passage, so a citation is still an exact span.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from retrieval import Chunk
 
+FILL_CANDIDATES = 20
+"""Documents a first turn ranks to fill its pinning budget with."""
 CHARS_PER_TOKEN = 3.5
 """A cautious estimate for English prose (Mistral's and Qwen's tokenizers give about 4): the budget
 is a bound on the prompt, so it should err long. Counting on the server would cost a call per document."""
@@ -36,10 +41,12 @@ def plan_shown(
     *,
     shown: Iterable[Chunk],
     budget: int,
+    also: Sequence[str] = (),
 ) -> list[Chunk]:
     """What this turn shows, in order: for each hit by rank, its whole document when that fits the
     budget with everything already `shown` in the transcript window (or is already shown), else the
-    hit alone. `fetch(source, limit)` reads a document's readable chunks in order, None past `limit`."""
+    hit alone; then each of the documents `also` names, whole, while it fits. `fetch(source, limit)`
+    reads a document's readable chunks in order, None past `limit`."""
     shown = list(shown)
     shown_ids = {c.chunk_id for c in shown}
     used = estimated_tokens(shown)
@@ -65,4 +72,12 @@ def plan_shown(
             for chunk in documents[hit.source] or []:
                 add(chunk)
         add(hit)
+    for source in also:
+        if source in documents:
+            continue
+        whole = fetch(source, max(1, budget // MIN_CHUNK_TOKENS))
+        new = [c for c in whole or [] if c.chunk_id not in shown_ids and c.chunk_id not in seen]
+        documents[source] = whole if whole and used + estimated_tokens(new) <= budget else None
+        for chunk in documents[source] or []:
+            add(chunk)
     return planned

@@ -27,7 +27,7 @@ from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, pars
 from agents._errors import QuestionError, thread_values
 from agents._forget import kept_only_if_done
 from agents._images import attachable, turn_message
-from agents._pin import plan_shown
+from agents._pin import FILL_CANDIDATES, plan_shown
 from agents._prompts import render
 from agents._qa_options import REFUSAL, QAOptions, QAResult
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
@@ -243,12 +243,23 @@ class QAAgent:
         budget = await self._pin_budget()
         if budget and hits:
             principal = runtime.context.principal
+            also: list[str] = []
+            if not state.get("history"):  # the first turn fills the budget (agents/_pin.py)
+                ranked = await asyncio.to_thread(
+                    self.retriever.search_documents,
+                    state["search_query"],
+                    principal,
+                    limit=FILL_CANDIDATES,
+                    mode=self.options.mode,
+                )
+                also = [d.source for d in ranked]
             shown = await asyncio.to_thread(
                 plan_shown,
                 hits,
                 lambda source, limit: self.retriever.store.document(source, principal, limit=limit),
                 shown=list(shown_passages(state, self.options.history_turns, new=False).values()),
                 budget=budget,
+                also=also,
             )
         added, introduced, numbers = number(state, shown, self.options.history_turns)
         retrieved = [numbers[c.chunk_id] for c in hits]

@@ -156,7 +156,8 @@ async def _qa_naive(client: TimedClient, retriever: Retriever, questions: list[s
     history: list[Message] = []
     turns = []
     for question in questions:
-        hits = await asyncio.to_thread(retriever.search, question, ME, limit=3)
+        # As many passages as the agent shows (it showed 3 when this layout was first measured).
+        hits = await asyncio.to_thread(retriever.search, question, ME, limit=QAOptions().top_k)
         passages = {n: h.chunk for n, h in enumerate(hits, start=1)}
         block = "\n\n".join(f"[{n}] {c.title}\n{c.text}" for n, c in passages.items())
         system = f"You answer questions only from these numbered passages.\n\n{block}"

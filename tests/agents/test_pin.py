@@ -61,6 +61,22 @@ def test_what_the_window_already_shows_counts_against_the_budget_and_is_not_repe
     assert [c.chunk_id for c in shown] == ["b.md#2", "a.md#0", "a.md#1", "a.md#2"]
 
 
+def test_a_first_turn_fills_the_budget_with_further_ranked_documents_while_they_fit() -> None:
+    library = _library({"hit.md": 2, "big.md": 30, "next.md": 3, "last.md": 1})
+    budget = estimated_tokens([*library["hit.md"], *library["next.md"], *library["last.md"]]) + 5
+    also = ["hit.md", "big.md", "next.md", "last.md", "gone.md"]
+    shown = plan_shown([library["hit.md"][1]], _fetcher(library), shown=[], budget=budget, also=also)
+    # big.md does not fit and is skipped whole; the smaller ones after it still fit.
+    assert [c.chunk_id for c in shown] == [
+        "hit.md#0",
+        "hit.md#1",
+        "next.md#0",
+        "next.md#1",
+        "next.md#2",
+        "last.md#0",
+    ]
+
+
 def test_a_long_document_is_refused_by_its_chunk_count_not_read_whole() -> None:
     library = _library({"huge.md": 5_000})
     calls: list[tuple[str, int]] = []
@@ -82,12 +98,14 @@ def test_a_hit_its_document_no_longer_holds_is_shown_alone() -> None:
     picks=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 11)), min_size=1, max_size=8),
     window=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 11)), max_size=6),
     budget=st.integers(0, 600),
+    also=st.lists(st.sampled_from("abcdefg"), max_size=4),
 )
 def test_every_hit_is_shown_once_and_pinning_stays_within_the_budget(
     sizes: dict[str, int],
     picks: list[tuple[int, int]],
     window: list[tuple[int, int]],
     budget: int,
+    also: list[str],
 ) -> None:
     library = _library(sizes)
     sources = sorted(library)
@@ -98,7 +116,7 @@ def test_every_hit_is_shown_once_and_pinning_stays_within_the_budget(
 
     hits = list({c.chunk_id: c for c in (pick(d, p) for d, p in picks)}.values())
     before = list({c.chunk_id: c for c in (pick(d, p) for d, p in window)}.values())
-    shown = plan_shown(hits, _fetcher(library), shown=before, budget=budget)
+    shown = plan_shown(hits, _fetcher(library), shown=before, budget=budget, also=also)
     ids = [c.chunk_id for c in shown]
     assert len(ids) == len(set(ids))
     assert {h.chunk_id for h in hits} <= set(ids)  # retrieval's hits are never dropped
