@@ -39,8 +39,9 @@ from retrieval._types import (
 # manifest records it with every file, and a file indexed under another version is chunked again.
 CHUNKING_VERSION = "1"
 PARALLEL_PLANNING_CHARS = 2_000_000
-"""Below this much text to chunk, starting worker processes (each imports Bastion and reads the
-tokenizer, about a second) costs more than it saves."""
+"""Below this much text to chunk (about 2,000 chunks) the run chunks in this process: each worker
+imports Bastion's retrieval package and reads the tokenizer first, which a small run would not win
+back. A guess still to be measured on the GPU box, where chunking is what the GPU waits for."""
 
 
 @dataclass(frozen=True)
