@@ -50,14 +50,16 @@ class Recording:
         return offered()
 
 
-def make_embedder(backend: str, *, query_cache: bool = True) -> Embedder:
-    """The packaged MiniLM on the CPU through `backend` (torch, onnx or onnx-int8), the ONNX graphs from
-    the cache `bastion model install` exported them to (exported now if missing)."""
+def make_embedder(backend: str, *, query_cache: bool = True, device: str = "cpu") -> Embedder:
+    """The packaged MiniLM through `backend` (torch, onnx or onnx-int8; torch on `device`), the ONNX
+    graphs from the cache `bastion model install` exported them to (exported now if missing)."""
     from retrieval import OnnxEmbedder, SentenceTransformerEmbedder, default_model_path
 
     size = 1024 if query_cache else 0
     if backend == "torch":
-        return SentenceTransformerEmbedder(default_model_path(), device="cpu", query_cache_size=size)
+        return SentenceTransformerEmbedder(default_model_path(), device=device, query_cache_size=size)
+    if device != "cpu":
+        raise SystemExit(f"the {backend} backend runs on the CPU; use --backend torch on {device}")
     if backend not in ("onnx", "onnx-int8"):
         raise SystemExit(f"unknown embedding backend {backend!r}: torch, onnx or onnx-int8")
     cache = Path(os.environ.get("BASTION_CACHE_DIR") or Path.home() / ".cache" / "bastion")

@@ -1,6 +1,10 @@
 """Ingestion throughput: Bastion's whole indexing pipeline versus raw `SentenceTransformer.encode`.
 
-    python -m evals.bench.ingest [--corpus DIR] [--max-files N] [--backend torch|onnx|onnx-int8]
+    python -m evals.bench.ingest [--corpus DIR] [--pattern GLOB] [--max-files N]
+        [--backend torch|onnx|onnx-int8] [--device cpu|cuda] [--planning-workers N]
+
+On a GPU box (≥ 50k chunks: the standard library's sources, recursively):
+    python -m evals.bench.ingest --pattern '**/*.py' --max-files 100000 --device cuda
 
 Both run in this process on the same chunk texts: first Bastion indexes the corpus end to end
 (load, chunk with the tokenizer, embed, BM25, write to Qdrant Edge, manifest), then the same texts
@@ -44,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pattern", default="*.py", help="which files of the corpus folder to index")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the torch backend runs Bastion's and the raw encode (cuda: a GPU)",
+    )
+    parser.add_argument(
         "--planning-workers",
         type=int,
         default=None,
@@ -60,9 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     files = (
         sorted(args.corpus.glob(args.pattern))[: args.max_files] if args.corpus.is_dir() else [args.corpus]
     )
-    embedder = make_embedder(args.backend)
+    embedder = make_embedder(args.backend, device=args.device)
     embedder.embed_query("warm up the model")  # load weights outside both timings
-    raw = SentenceTransformerEmbedder(default_model_path(), device="cpu")
+    raw = SentenceTransformerEmbedder(default_model_path(), device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
         store = EdgeStore(Path(tmp) / "edge", dimension=embedder.dimension)
         manifest = Manifest(Path(tmp) / "manifest.sqlite")
@@ -119,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             "target_ratio": 0.9,
             "peak_rss_mib": peak_rss_mib(),
             "backend": args.backend,
+            "device": args.device,
             "planning_workers": indexer.planning_workers,
             "indexed_text_chars": sum(len(t) for t in texts),
         }
