@@ -4,6 +4,7 @@ unchanged files embeds nothing, so reading it must not load MiniLM (~5 s)."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,22 @@ def test_dimension_window_and_token_counts_come_without_loading_the_model() -> N
         len(loaded.tokenizer(t, add_special_tokens=False, truncation=False)["input_ids"]) for t in TEXTS
     ]
     assert counts == expected and counts[3] > 256
+
+
+def test_the_token_counter_travels_as_a_path_and_counts_as_the_embedder_does(tmp_path: Path) -> None:
+    """Worker processes chunk with it (retrieval/_indexer.py): a count off by one moves a chunk edge
+    and so every point id after it."""
+    embedder = SentenceTransformerEmbedder(default_model_path())
+    counter = embedder.token_counter()
+    assert counter is not None
+    counter("warm: the tokenizer is loaded, and must not be pickled")
+    shipped = pickle.dumps(counter)
+    assert len(shipped) < 1_000, "the tokenizer itself went into the pickle"
+    assert [pickle.loads(shipped)(t) for t in TEXTS] == [embedder.count_tokens(t) for t in TEXTS]
+    bare = tmp_path / "no-tokenizer"
+    shutil.copytree(default_model_path(), bare)
+    (bare / "tokenizer.json").unlink()
+    assert SentenceTransformerEmbedder(bare).token_counter() is None  # counting needs the loaded model
 
 
 def test_a_folder_that_declares_more_pooling_modes_or_a_dense_layer_is_read_right(tmp_path: Path) -> None:
