@@ -63,21 +63,21 @@ def plan_shown(
         if chunk.chunk_id not in shown_ids:
             used += estimated_tokens([chunk])
 
-    for hit in hits:
-        if hit.source not in documents:
-            whole = fetch(hit.source, max(1, budget // MIN_CHUNK_TOKENS))
-            new = [c for c in whole or [] if c.chunk_id not in shown_ids and c.chunk_id not in seen]
-            fits = whole is not None and hit.chunk_id in {c.chunk_id for c in whole}
-            documents[hit.source] = whole if fits and used + estimated_tokens(new) <= budget else None
-            for chunk in documents[hit.source] or []:
-                add(chunk)
-        add(hit)
-    for source in also:
-        if source in documents:
-            continue
+    def pin(source: str, *, holding: str | None = None) -> None:
+        """Show `source` whole when it fits what is left of the budget (and, for a hit's document,
+        still holds the hit: the document may have been re-indexed since the search)."""
         whole = fetch(source, max(1, budget // MIN_CHUNK_TOKENS))
+        fits = bool(whole) and (holding is None or any(c.chunk_id == holding for c in whole or []))
         new = [c for c in whole or [] if c.chunk_id not in shown_ids and c.chunk_id not in seen]
-        documents[source] = whole if whole and used + estimated_tokens(new) <= budget else None
+        documents[source] = whole if fits and used + estimated_tokens(new) <= budget else None
         for chunk in documents[source] or []:
             add(chunk)
+
+    for hit in hits:
+        if hit.source not in documents:
+            pin(hit.source, holding=hit.chunk_id)
+        add(hit)
+    for source in also:
+        if source not in documents:
+            pin(source)
     return planned

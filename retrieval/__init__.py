@@ -11,7 +11,9 @@ from retrieval._context import indexed_text
 from retrieval._embed import (
     Embedder,
     FolderEmbedder,
+    Precision,
     SentenceTransformerEmbedder,
+    SharesTokenCounter,
     default_model_path,
     resolve_device,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "ManifestEntry",
     "MeasuredChoice",
     "OnnxEmbedder",
+    "Precision",
     "Principal",
     "QdrantStore",
     "QueryError",
@@ -83,6 +86,7 @@ __all__ = [
     "SearchProfile",
     "Section",
     "SentenceTransformerEmbedder",
+    "SharesTokenCounter",
     "Span",
     "SparseVector",
     "StoreError",

@@ -25,7 +25,7 @@ from typing import Literal
 from retrieval._bm25 import document_vector
 from retrieval._chunking import Measure, chunk_text
 from retrieval._context import HEADER_TOKENS, context_header, document_title, indexed_text
-from retrieval._embed import Embedder
+from retrieval._embed import Embedder, SharesTokenCounter
 from retrieval._loaders import MAX_DOCUMENT_CHARS, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry, now
 from retrieval._store import EmbeddedChunk, VectorStore, point_id
@@ -221,8 +221,7 @@ class Indexer:
         large run spreads it over worker processes, each reading the tokenizer file itself (a GPU
         embeds faster than one core chunks); a small run, or an embedder that counts only with its
         loaded model, chunks here."""
-        offered: Callable[[], Measure | None] = getattr(self.embedder, "token_counter", lambda: None)
-        counter = offered()
+        counter = self.embedder.token_counter() if isinstance(self.embedder, SharesTokenCounter) else None
         workers = min(self.planning_workers, len(work))
         size = sum(len(document.text) for document, _ in work)
         if counter is None or workers < 2 or size < PARALLEL_PLANNING_CHARS:

@@ -14,7 +14,7 @@ from typing import Any
 
 from evals._bench import bench_result, current
 from evals._result import DataVersion
-from retrieval import Embedder, Retriever
+from retrieval import Embedder, Precision, Retriever, SharesTokenCounter
 
 
 def quiet_models() -> None:
@@ -44,20 +44,22 @@ class Recording:
 
     def token_counter(self) -> Callable[[str], int] | None:
         """The inner embedder's, so the indexer may chunk in worker processes as it would unwrapped."""
-        offered: Callable[[], Callable[[str], int] | None] = getattr(
-            self.inner, "token_counter", lambda: None
-        )
-        return offered()
+        return self.inner.token_counter() if isinstance(self.inner, SharesTokenCounter) else None
 
 
-def make_embedder(backend: str, *, query_cache: bool = True, device: str = "cpu") -> Embedder:
-    """The packaged MiniLM through `backend` (torch, onnx or onnx-int8; torch on `device`), the ONNX
+def make_embedder(
+    backend: str, *, query_cache: bool = True, device: str = "cpu", precision: Precision = "auto"
+) -> Embedder:
+    """The packaged MiniLM through `backend` (torch, onnx or onnx-int8; torch on `device` at
+    `precision`), the ONNX
     graphs from the cache `bastion model install` exported them to (exported now if missing)."""
     from retrieval import OnnxEmbedder, SentenceTransformerEmbedder, default_model_path
 
     size = 1024 if query_cache else 0
     if backend == "torch":
-        return SentenceTransformerEmbedder(default_model_path(), device=device, query_cache_size=size)
+        return SentenceTransformerEmbedder(
+            default_model_path(), device=device, precision=precision, query_cache_size=size
+        )
     if device != "cpu":
         raise SystemExit(f"the {backend} backend runs on the CPU; use --backend torch on {device}")
     if backend not in ("onnx", "onnx-int8"):

@@ -8,7 +8,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from retrieval import SentenceTransformerEmbedder, default_model_path
+from retrieval import SentenceTransformerEmbedder, SharesTokenCounter, default_model_path
 from retrieval._embed import _declared_dimension
 
 TEXTS = [
@@ -38,6 +38,7 @@ def test_the_token_counter_travels_as_a_path_and_counts_as_the_embedder_does(tmp
     """Worker processes chunk with it (retrieval/_indexer.py): a count off by one moves a chunk edge
     and so every point id after it."""
     embedder = SentenceTransformerEmbedder(default_model_path())
+    assert isinstance(embedder, SharesTokenCounter), "the indexer would never chunk in a pool"
     counter = embedder.token_counter()
     assert counter is not None
     counter("warm: the tokenizer is loaded, and must not be pickled")
@@ -66,3 +67,17 @@ def test_a_folder_that_declares_more_pooling_modes_or_a_dense_layer_is_read_righ
     )
     (model / "modules.json").write_text(json.dumps(modules))
     assert _declared_dimension(model) is None, "a Dense layer changes the size: ask the loaded model"
+
+
+def test_half_precision_is_the_gpu_default_and_keeps_the_vectors() -> None:
+    """fp16 halves the weights and runs on a GPU's tensor cores; it must not move the vectors enough
+    to change a ranking. Checked on the CPU, which computes half precision too (slowly)."""
+    assert SentenceTransformerEmbedder(default_model_path(), device="cpu").precision == "fp32"
+    assert SentenceTransformerEmbedder(default_model_path(), device="cuda").precision == "fp16"
+    full = SentenceTransformerEmbedder(default_model_path(), device="cpu", precision="fp32")
+    half = SentenceTransformerEmbedder(default_model_path(), device="cpu", precision="fp16")
+    texts = [t for t in TEXTS if t]
+    for a, b in zip(full.embed_documents(texts), half.embed_documents(texts), strict=True):
+        assert all(isinstance(x, float) for x in b)
+        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999
+    assert str(next(half._load().parameters()).dtype) == "torch.float16"
