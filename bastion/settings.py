@@ -113,6 +113,10 @@ class RetrievalSettings(_Section):
         "once into the cache), onnx-int8 (the same with int8 weights); auto: torch on a GPU, "
         "else the CPU default docs/benchmarks.md measured",
     )
+    embedding_precision: Literal["auto", "fp32", "fp16"] = Field(
+        default="auto",
+        description="the torch backend's weights: auto is fp16 on a GPU and fp32 on a CPU",
+    )
     chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
     optimize_after: int = Field(
         default=20_000,

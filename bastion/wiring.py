@@ -80,11 +80,17 @@ def make_embedder(settings: Settings, *, say: Say | None = None) -> Embedder:
     path = r.embedding_model or default_model_path()
     backend = r.embedding_backend
     if backend == "auto":
-        on_cpu = resolve_device(r.device) == "cpu"
-        # A folder the export cannot reproduce (other pooling, no tokenizer.json) stays on PyTorch.
+        on_cpu = resolve_device(r.device) == "cpu" and r.embedding_precision != "fp16"
+        # A folder the export cannot reproduce (other pooling, no tokenizer.json) stays on PyTorch, as
+        # does asking for fp16 weights (a PyTorch setting).
         backend = CPU_EMBEDDING_BACKEND if on_cpu and onnx_unsupported(path) is None else "torch"
     if backend == "torch":
-        return SentenceTransformerEmbedder(path, device=r.device)
+        return SentenceTransformerEmbedder(path, device=r.device, precision=r.embedding_precision)
+    if r.embedding_precision == "fp16":
+        raise ConfigError(
+            f"BASTION_RETRIEVAL_EMBEDDING_PRECISION=fp16 is for the torch backend (on a GPU), "
+            f"not BASTION_RETRIEVAL_EMBEDDING_BACKEND={backend}: use onnx-int8 for smaller weights there."
+        )
     if resolve_device(r.device) != "cpu":
         raise ConfigError(
             f"BASTION_RETRIEVAL_EMBEDDING_BACKEND={backend} runs on the CPU, but "

@@ -1,7 +1,8 @@
 """Ingestion throughput: Bastion's whole indexing pipeline versus raw `SentenceTransformer.encode`.
 
     python -m evals.bench.ingest [--corpus DIR] [--pattern GLOB] [--max-files N]
-        [--backend torch|onnx|onnx-int8] [--device cpu|cuda] [--planning-workers N]
+        [--backend torch|onnx|onnx-int8] [--device cpu|cuda] [--precision auto|fp32|fp16]
+        [--planning-workers N]
 
 On a GPU box (≥ 50k chunks: the standard library's sources, recursively):
     python -m evals.bench.ingest --pattern '**/*.py' --max-files 100000 --device cuda
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where the torch backend runs Bastion's and the raw encode (cuda: a GPU)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16"),
+        default="auto",
+        help="the torch weights, Bastion's and the raw encode's alike (auto: fp16 on cuda, else fp32)",
+    )
+    parser.add_argument(
         "--planning-workers",
         type=int,
         default=None,
@@ -69,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     files = (
         sorted(args.corpus.glob(args.pattern))[: args.max_files] if args.corpus.is_dir() else [args.corpus]
     )
-    embedder = make_embedder(args.backend, device=args.device)
+    embedder = make_embedder(args.backend, device=args.device, precision=args.precision)
     embedder.embed_query("warm up the model")  # load weights outside both timings
-    raw = SentenceTransformerEmbedder(default_model_path(), device=args.device)
+    raw = SentenceTransformerEmbedder(default_model_path(), device=args.device, precision=args.precision)
     with tempfile.TemporaryDirectory() as tmp:
         store = EdgeStore(Path(tmp) / "edge", dimension=embedder.dimension)
         manifest = Manifest(Path(tmp) / "manifest.sqlite")
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             "peak_rss_mib": peak_rss_mib(),
             "backend": args.backend,
             "device": args.device,
+            "precision": raw.precision,
             "planning_workers": indexer.planning_workers,
             "indexed_text_chars": sum(len(t) for t in texts),
         }

@@ -114,6 +114,10 @@ def test_the_embedding_backend_follows_the_setting_the_device_and_the_folder(tmp
     assert isinstance(built(device="cuda", embedding_backend="auto"), SentenceTransformerEmbedder)
     with pytest.raises(ConfigError, match="runs on the CPU"):
         built(device="cuda", embedding_backend="onnx")
+    half = built(**on_cpu, embedding_precision="fp16")  # a PyTorch setting, so `auto` picks PyTorch
+    assert isinstance(half, SentenceTransformerEmbedder) and half.precision == "fp16"
+    with pytest.raises(ConfigError, match="fp16 is for the torch backend"):
+        built(**on_cpu, embedding_backend="onnx", embedding_precision="fp16")
     # A folder the export cannot reproduce stays on PyTorch under `auto`; asked for ONNX, it is refused
     # when the model is first needed, by name (tests/retrieval/test_onnx.py).
     model = tmp_path / "cls-pooled"
