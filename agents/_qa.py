@@ -44,6 +44,7 @@ from agents._qa_state import (
 )
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from agents._search_assist import SearchAssist
+from agents._sections import widen
 from retrieval import Principal, Retriever
 from serving import ChatClient, ChatRequest, ChatResult, ImagePart, Message
 
@@ -240,9 +241,18 @@ class QAAgent:
             flags += [] if ok else ["rerank_failed"]
         hits = [h.chunk for h in ordered[: self.options.top_k]]
         shown = hits
+        principal = runtime.context.principal
+        if self.options.section_tokens and hits:
+            shown = await asyncio.to_thread(
+                widen,
+                hits,
+                lambda source, first, last: self.retriever.store.document(
+                    source, principal, limit=last - first + 1, positions=(first, last)
+                ),
+                tokens=self.options.section_tokens,
+            )
         budget = await self._pin_budget()
         if budget and hits:
-            principal = runtime.context.principal
             also: list[str] = []
             if not state.get("history"):  # the first turn fills the budget (agents/_pin.py)
                 ranked = await asyncio.to_thread(
@@ -255,7 +265,7 @@ class QAAgent:
                 also = [d.source for d in ranked]
             shown = await asyncio.to_thread(
                 plan_shown,
-                hits,
+                shown,
                 lambda source, limit: self.retriever.store.document(source, principal, limit=limit),
                 shown=list(shown_passages(state, self.options.history_turns, new=False).values()),
                 budget=budget,
@@ -291,9 +301,9 @@ class QAAgent:
         if any(c.doc_type == "image" for c in passages.values()) and await self.client.supports_images():
             attached, unavailable = await asyncio.to_thread(attachable, passages)
         question = render("qa_turn", question=state["question"])
-        if self.options.pin_tokens:
-            # Whole documents are shown: say which passages the search ranked first, in the turn's
-            # own message so the cached prefix stays as it is.
+        if self.options.pin_tokens or self.options.section_tokens:
+            # More than the hits is shown (whole documents, sections): say which passages the search
+            # ranked first, in the turn's own message so the cached prefix stays as it is.
             found = [f"[{n}]" for n in state["retrieved"] if n in passages]
             if found:
                 question += "\n" + render("qa_found", passages=", ".join(found))

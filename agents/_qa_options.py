@@ -31,6 +31,9 @@ class QAOptions(BaseModel):
     # Whole documents a thread may pin into its cached prefix, in estimated tokens (agents/_pin.py);
     # 0 shows retrieved passages only.
     pin_tokens: int = Field(default=0, ge=0)
+    # Each hit widened with its neighbours from the same section up to this many estimated tokens
+    # (agents/_sections.py); 0 shows the hit alone.
+    section_tokens: int = Field(default=0, ge=0)
     # Model-assisted search (agents/_search_assist.py): off unless the suites showed it pays.
     assist: AssistOptions = AssistOptions()
 

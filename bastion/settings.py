@@ -175,6 +175,12 @@ class AgentSettings(_Section):
         description="QA: estimated tokens of whole documents a thread may pin into its cached prompt "
         "prefix when its search reaches them (0: retrieved passages only; docs/prompt-layout.md)",
     )
+    section_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="QA: each retrieved passage is shown with its neighbours from the same section, up "
+        "to this many estimated tokens per passage (0: the passage alone)",
+    )
     context_tokens: int | None = Field(
         default=None,
         gt=0,

@@ -334,6 +334,7 @@ def configured_qa_agent(
         ),
         top_k=settings.retrieval.top_k,
         pin_tokens=settings.agent.pin_tokens,
+        section_tokens=settings.agent.section_tokens,
         mode=retriever.mode,
         min_score=settings.retrieval.min_score,
         max_tokens=settings.model.max_tokens,

@@ -22,6 +22,7 @@ from retrieval._store import (
     EmbeddedChunk,
     MatchAny,
     StoreQuery,
+    document_conditions,
     from_payload,
     in_document_order,
     placeholder_vector,
@@ -142,8 +143,10 @@ class QdrantStore:
         flt = _filter(search_conditions(principal, None), ids=chunk_ids)
         return {str(r.id) for r in self._scroll(flt, with_payload=False)}
 
-    def document(self, source: str, principal: Principal, *, limit: int) -> list[Chunk] | None:
-        flt = _filter(search_conditions(principal, SearchFilters(sources=[source])))
+    def document(
+        self, source: str, principal: Principal, *, limit: int, positions: tuple[int, int] | None = None
+    ) -> list[Chunk] | None:
+        flt = _filter(document_conditions(source, principal, positions))
         records = self._scroll(flt, with_payload=True, limit=limit + 1)
         return in_document_order([(r.id, r.payload) for r in records], limit)
 

@@ -124,10 +124,13 @@ class VectorStore(Protocol):
         conversation rechecks the passages it showed in earlier turns (groups change, documents go)."""
         ...
 
-    def document(self, source: str, principal: Principal, *, limit: int) -> list[Chunk] | None:
+    def document(
+        self, source: str, principal: Principal, *, limit: int, positions: tuple[int, int] | None = None
+    ) -> list[Chunk] | None:
         """The live chunks of `source` that `principal` may read, in document order: how a QA thread
-        pins a whole document. None when there are more than `limit` of them (too long to pin), so a
-        long document is never read whole just to be refused."""
+        pins a whole document, or (with `positions`, first and last inclusive) reads a hit's
+        neighbours. None when there are more than `limit` of them (too long to pin), so a long
+        document is never read whole just to be refused."""
         ...
 
     def search(
@@ -160,6 +163,15 @@ def to_payload(chunk: Chunk) -> dict[str, Any]:
 def tombstone_payload(source: str) -> dict[str, Any]:
     """What a hidden point keeps: enough to find it again (by source) and nothing a search can match."""
     return {"source": source, "live": 0, "acl": []}
+
+
+def document_conditions(
+    source: str, principal: Principal, positions: tuple[int, int] | None
+) -> list[Condition]:
+    conditions = search_conditions(principal, SearchFilters(sources=[source]))
+    if positions is not None:
+        conditions.append(Range("position", gte=positions[0], lte=positions[1]))
+    return conditions
 
 
 def in_document_order(

@@ -219,9 +219,13 @@ class _Recording(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-@pytest.mark.parametrize("pin_tokens", [0, 2000], ids=["passages", "pinned-documents"])
+@pytest.mark.parametrize(
+    "shown",
+    [{}, {"pin_tokens": 2000}, {"section_tokens": 600}],
+    ids=["passages", "pinned-documents", "sections"],
+)
 async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_live_index(
-    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder, pin_tokens: int
+    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder, shown: dict[str, int]
 ) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -239,7 +243,7 @@ async def test_each_turn_rechecks_earlier_passages_against_the_asker_and_the_liv
         ChatClient(llm_url, transport=recording) as client,
         AsyncSqliteSaver.from_conn_string(str(tmp_path / "t.sqlite")) as saver,
     ):
-        options = QAOptions(pin_tokens=pin_tokens)
+        options = QAOptions(**shown)
         agent = QAAgent(client, Retriever(embedder, store), options=options, checkpointer=saver)
         hr = Principal(user="bob", groups=frozenset({"hr"}))
         await agent.ask("How many weeks of parental leave do parents get?", hr, thread_id="t")
@@ -308,3 +312,34 @@ async def test_pinned_documents_are_shown_whole_once_and_follow_ups_reuse_them(
         answer = next(s for s in second.steps if s.step == "answer")
         assert answer.usage.cached_tokens is not None and answer.usage.cached_tokens >= 0.8 * first_prompt
     store.close()
+
+
+async def test_sections_show_each_hit_with_its_neighbours_under_the_same_heading(
+    tmp_path: Path, llm_url: str, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = EdgeStore(tmp_path / "index", dimension=384)
+    Indexer(embedder, store, chunk_tokens=32).index([CORPUS], owner="local")
+    recording = _Recording()
+    async with ChatClient(llm_url, transport=recording) as client:
+        agent = QAAgent(
+            client,
+            Retriever(embedder, store),
+            options=QAOptions(top_k=2, section_tokens=400),
+            checkpointer=InMemorySaver(),
+        )
+        question = "How many days per year may staff work from abroad?"
+        result = await agent.ask(question, OPERATOR, thread_id="s")
+        evidence = (await agent.graph.aget_state({"configurable": {"thread_id": "s"}})).values["evidence"]
+    store.close()
+    ids = [c["chunk_id"] for c in evidence]
+    assert len(ids) == len(set(ids)) and set(result.retrieved_chunk_ids) <= set(ids)
+    assert len(ids) > len(result.retrieved_chunk_ids), "no hit was widened"
+    for hit_id in result.retrieved_chunk_ids:
+        hit = next(c for c in evidence if c["chunk_id"] == hit_id)
+        section = [c for c in evidence if c["source"] == hit["source"] and c["context"] == hit["context"]]
+        positions = sorted(c["position"] for c in section)
+        assert positions == list(range(positions[0], positions[-1] + 1)), "a section is contiguous"
+    assert {c["context"] for c in evidence} == {
+        next(c for c in evidence if c["chunk_id"] == h)["context"] for h in result.retrieved_chunk_ids
+    }, "a neighbour from another section was shown"
+    assert "The search ranked these passages first" in recording.bodies[-1]["messages"][-1]["content"]

@@ -183,6 +183,11 @@ def test_document_gives_a_readable_live_document_in_order_or_none_when_too_long(
     assert store.document("/d/policy.md", hr, limit=3) is None  # four chunks: too long to pin
     assert store.document("/d/policy.md", Principal(user="bob", groups=frozenset({"sales"})), limit=9) == []
     assert store.document("/d/missing.md", hr, limit=9) == []
+    # A hit's neighbours: positions first..last inclusive, the limit counting only those.
+    middle = store.document("/d/policy.md", hr, limit=2, positions=(1, 2))
+    assert middle is not None and [c.position for c in middle] == [1, 2]
+    assert store.document("/d/policy.md", hr, limit=1, positions=(1, 2)) is None
+    assert store.document("/d/other.md", hr, limit=9, positions=(1, 5)) == []
     # A re-indexed document: the old version's hidden chunks are never part of it.
     changed = _item("/d/policy.md", 0, ["group:hr"], "policy part 0, amended")
     store.replace([changed], [parts[1].chunk.chunk_id])
