@@ -25,9 +25,9 @@ from langgraph.runtime import Runtime
 
 from agents._claims import ESCALATING_FLAGS, Checked, answer_schema, check, parse_draft, reply_json
 from agents._errors import QuestionError, thread_values
+from agents._evidence import turn_evidence
 from agents._forget import kept_only_if_done
 from agents._images import attachable, turn_message
-from agents._pin import FILL_CANDIDATES, plan_shown
 from agents._prompts import render
 from agents._qa_options import REFUSAL, QAOptions, QAResult
 from agents._qa_prompts import REWRITE_SCHEMA, VERIFY_SCHEMA, is_search_query, verify_request
@@ -44,7 +44,6 @@ from agents._qa_state import (
 )
 from agents._router import RouteDecision, Router, Step, StepRecord, decide, route_effort, total_usage
 from agents._search_assist import SearchAssist
-from agents._sections import widen
 from retrieval import Principal, Retriever
 from serving import ChatClient, ChatRequest, ChatResult, ImagePart, Message
 
@@ -240,37 +239,17 @@ class QAAgent:
             steps.append(step.model_dump())
             flags += [] if ok else ["rerank_failed"]
         hits = [h.chunk for h in ordered[: self.options.top_k]]
-        shown = hits
-        principal = runtime.context.principal
-        if self.options.section_tokens and hits:
-            shown = await asyncio.to_thread(
-                widen,
-                hits,
-                lambda source, first, last: self.retriever.store.document(
-                    source, principal, limit=last - first + 1, positions=(first, last)
-                ),
-                tokens=self.options.section_tokens,
-            )
-        budget = await self._pin_budget()
-        if budget and hits:
-            also: list[str] = []
-            if not state.get("history"):  # the first turn fills the budget (agents/_pin.py)
-                ranked = await asyncio.to_thread(
-                    self.retriever.search_documents,
-                    state["search_query"],
-                    principal,
-                    limit=FILL_CANDIDATES,
-                    mode=self.options.mode,
-                )
-                also = [d.source for d in ranked]
-            shown = await asyncio.to_thread(
-                plan_shown,
-                shown,
-                lambda source, limit: self.retriever.store.document(source, principal, limit=limit),
-                shown=list(shown_passages(state, self.options.history_turns, new=False).values()),
-                budget=budget,
-                also=also,
-            )
+        shown = await turn_evidence(
+            hits,
+            self.retriever,
+            runtime.context.principal,
+            query=state["search_query"],
+            mode=self.options.mode,
+            section_tokens=self.options.section_tokens,
+            pin_budget=await self._pin_budget(),
+            first_turn=not state.get("history"),
+            in_window=list(shown_passages(state, self.options.history_turns, new=False).values()),
+        )
         added, introduced, numbers = number(state, shown, self.options.history_turns)
         retrieved = [numbers[c.chunk_id] for c in hits]
         elapsed = (time.perf_counter() - started) * 1000
