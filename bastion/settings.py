@@ -117,7 +117,13 @@ class RetrievalSettings(_Section):
         default="auto",
         description="the torch backend's weights: auto is fp16 on a GPU and fp32 on a CPU",
     )
-    chunk_tokens: int = Field(default=128, ge=16, le=512, description="chunk size in embedding tokens")
+    chunk_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        le=512,
+        description="chunk size in embedding tokens; unset: what `bastion eval tune --chunk-tokens` "
+        "measured best for the collection, else 128",
+    )
     optimize_after: int = Field(
         default=20_000,
         ge=0,

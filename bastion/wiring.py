@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from bastion.errors import ConfigError
 from bastion.keys import KeyStore
 from bastion.settings import EmbeddingBackend, Settings
 from retrieval import (
+    DEFAULT_CHUNK_TOKENS,
     DEFAULT_PROFILE,
     EdgeStore,
     Embedder,
@@ -152,9 +154,36 @@ def make_indexer(settings: Settings, embedder: Embedder, store: VectorStore, man
         embedder,
         store,
         manifest=manifest,
-        chunk_tokens=settings.retrieval.chunk_tokens,
+        chunk_tokens=chunk_tokens(settings),
         max_document_chars=max_document_chars(settings),
     )
+
+
+def chunk_tokens(settings: Settings) -> int:
+    """The chunk size: set explicitly, else what `bastion eval tune` stored for the collection, else
+    the default."""
+    stored = search_profile(settings).chunk_tokens
+    return settings.retrieval.chunk_tokens or stored or DEFAULT_CHUNK_TOKENS
+
+
+@contextmanager
+def scratch_index(
+    settings: Settings, embedder: Embedder, documents: list[Path], *, owner: str, chunk_tokens: int
+) -> Iterator[VectorStore]:
+    """`documents` indexed at another chunk size into a throw-away store, every one readable by
+    `owner`: how `bastion eval tune` measures a chunk size without touching the collection."""
+    with tempfile.TemporaryDirectory(prefix="bastion-tune-") as scratch:
+        store = EdgeStore(Path(scratch) / "edge", dimension=embedder.dimension)
+        try:
+            Indexer(
+                embedder,
+                store,
+                chunk_tokens=chunk_tokens,
+                max_document_chars=max_document_chars(settings),
+            ).index(documents, owner=owner)
+            yield store
+        finally:
+            store.close()
 
 
 def search_profile(settings: Settings, *, tuned: bool = True) -> SearchProfile:

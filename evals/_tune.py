@@ -9,7 +9,7 @@ that second half is not kept: with a few dozen labels, a lucky half is the likel
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,13 +79,15 @@ def split(labels: list[Label]) -> tuple[list[Label], list[Label]]:
 
 def tune(
     embedder: Embedder,
-    store: VectorStore,
+    stores: Mapping[int, VectorStore],
     labels: list[Label],
     principal: Principal,
     *,
     indexed: Iterable[str],
 ) -> SearchProfile:
-    """Each candidate's nDCG@10 on both halves, and the profile to keep."""
+    """Each candidate's nDCG@10 on both halves, and the profile to keep. `stores` holds the same
+    documents at each chunk size to compare, the collection's own size first (its default search is
+    what a winner must beat on the checking half)."""
     if len(labels) < MIN_LABELS:
         raise UsageError(
             f"{len(labels)} labelled questions are too few to choose from; give at least {MIN_LABELS}"
@@ -96,20 +98,25 @@ def tune(
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise UsageError(f"the labels name files that are not indexed: {shown}")
     tune_half, check_half = split(labels)
-    measured = [
-        MeasuredChoice(
-            mode=mode,
-            fusion=fusion,
-            tune_ndcg=_ndcg(Retriever(embedder, store, fusion=fusion, mode=mode), tune_half, principal),
-            check_ndcg=_ndcg(Retriever(embedder, store, fusion=fusion, mode=mode), check_half, principal),
-        )
-        for mode, fusion in CANDIDATES
-    ]
+    measured = []
+    for size, store in stores.items():
+        for mode, fusion in CANDIDATES:
+            retriever = Retriever(embedder, store, fusion=fusion, mode=mode)
+            measured.append(
+                MeasuredChoice(
+                    mode=mode,
+                    fusion=fusion,
+                    chunk_tokens=size,
+                    tune_ndcg=_ndcg(retriever, tune_half, principal),
+                    check_ndcg=_ndcg(retriever, check_half, principal),
+                )
+            )
     default, best = measured[0], max(measured, key=lambda m: m.tune_ndcg)  # max keeps the first of ties
     chosen = best if best.check_ndcg >= default.check_ndcg else default
     return SearchProfile(
         mode=chosen.mode,
         fusion=chosen.fusion,
+        chunk_tokens=chosen.chunk_tokens,
         tuned_at=datetime.now(UTC),
         labels=len(labels),
         measured=measured,

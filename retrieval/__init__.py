@@ -18,7 +18,7 @@ from retrieval._embed import (
     resolve_device,
 )
 from retrieval._errors import EmbeddingError, LoaderError, QueryError, RetrievalError, StoreError
-from retrieval._indexer import Indexer, IndexEvent, IndexReport, plan_chunks
+from retrieval._indexer import DEFAULT_CHUNK_TOKENS, Indexer, IndexEvent, IndexReport, plan_chunks
 from retrieval._loaders import SUPPORTED_SUFFIXES, Document, LoadResult, load_documents
 from retrieval._manifest import Manifest, ManifestEntry
 from retrieval._onnx import OnnxEmbedder, onnx_unsupported
@@ -52,6 +52,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DEFAULT_CHUNK_TOKENS",
     "DEFAULT_PROFILE",
     "SUPPORTED_SUFFIXES",
     "Chunk",

@@ -110,6 +110,11 @@ def plan_chunks(
     return chunks
 
 
+DEFAULT_CHUNK_TOKENS = 128
+"""Chunk size in embedding tokens unless a collection's tuning chose another (224 gained nothing on
+the CWE suite: docs/evaluation.md)."""
+
+
 class Indexer:
     def __init__(
         self,
@@ -117,7 +122,7 @@ class Indexer:
         store: VectorStore,
         *,
         manifest: Manifest | None = None,
-        chunk_tokens: int = 128,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         batch_size: int = 256,
         max_document_chars: int = MAX_DOCUMENT_CHARS,
         planning_workers: int | None = None,

@@ -26,6 +26,7 @@ class MeasuredChoice(BaseModel):
 
     mode: SearchMode
     fusion: Fusion
+    chunk_tokens: int | None = None  # the chunk size measured (None in profiles from before it was)
     tune_ndcg: float  # on the half the choice was made on
     check_ndcg: float  # on the other half, which played no part in the choice
 
@@ -35,6 +36,9 @@ class SearchProfile(BaseModel):
 
     mode: SearchMode = "hybrid"
     fusion: Fusion = "dbsf"
+    # The chunk size `bastion index` should use for the collection; None: the setting's default. A
+    # search uses the chunks the collection holds: a new size applies once the folders are re-indexed.
+    chunk_tokens: int | None = Field(default=None, ge=16, le=512)
     tuned_at: datetime | None = None
     labels: int = Field(default=0, ge=0)  # labelled questions the choice was measured on
     measured: list[MeasuredChoice] = []

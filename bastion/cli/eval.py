@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,14 @@ from bastion.cli._common import settings as get_settings
 from bastion.settings import Settings
 from bastion.wiring import (
     chat_client,
+    chunk_tokens,
     configured_qa_agent,
     make_embedder,
     make_router,
     model_url,
     open_manifest,
     open_store,
+    scratch_index,
     search_profile,
 )
 from evals import (
@@ -53,7 +55,7 @@ from evals import (
     tune,
     write_report,
 )
-from retrieval import Retriever, SearchMode, SearchProfile, save_profile
+from retrieval import DEFAULT_CHUNK_TOKENS, Retriever, SearchMode, SearchProfile, VectorStore, save_profile
 
 SUITE_NAMES = ", ".join(SUITES)
 # URL-taking benchmarks get the model server's URL unless one is given.
@@ -196,7 +198,7 @@ def run_command(
             embedder=embedder,
             limit=limit,
             modes=modes,
-            chunk_tokens=s.retrieval.chunk_tokens,
+            chunk_tokens=s.retrieval.chunk_tokens or DEFAULT_CHUNK_TOKENS,  # not the collection's
             fusion=search_profile(s, tuned=False).fusion,  # the suites' own corpora, not the collection
             model_url=url,
             qa_factory=qa_factory if url else None,
@@ -289,44 +291,84 @@ def tune_command(
     ),
     user: str | None = USER_OPTION,
     groups: str | None = GROUPS_OPTION,
+    sizes: list[int] = typer.Option(
+        [],
+        "--chunk-tokens",
+        min=16,
+        max=512,
+        help="Also measure this chunk size (repeatable): the documents the labels' asker may read are "
+        "indexed again at it into a throw-away index, which takes about as long as indexing them did.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Measure and show; keep nothing."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Measure the search modes on questions labelled with the files that answer them, and keep the
-    best for the collection: `bastion search`, the agents and the API then use it without flags."""
+    """Measure the search modes (and, with --chunk-tokens, chunk sizes) on questions labelled with the
+    files that answer them, and keep the best for the collection: `bastion search`, the agents and the
+    API then use it without flags."""
     s = get_settings(ctx)
     who = principal(s, user, groups)
     chosen_labels = load_labels(labels)
     embedder = make_embedder(s)
-    with open_store(s, dimension=embedder.dimension) as store, open_manifest(s) as manifest:
-        indexed = [entry.source for entry in manifest.entries()]
-        profile = tune(embedder, store, chosen_labels, who, indexed=indexed)
+    current = chunk_tokens(s)
+    with ExitStack() as stack:
+        store = stack.enter_context(open_store(s, dimension=embedder.dimension))
+        with open_manifest(s) as manifest:
+            entries = list(manifest.entries())
+        indexed = [entry.source for entry in entries]
+        readable = set(who.acl_tokens())
+        mine = [Path(e.source) for e in entries if readable & set(e.acl) and Path(e.source).exists()]
+        stores: dict[int, VectorStore] = {current: store}
+        for size in dict.fromkeys(sizes):
+            if size not in stores:
+                say(f"Indexing {len(mine)} documents again at {size}-token chunks, to compare…")
+                stores[size] = stack.enter_context(
+                    scratch_index(s, embedder, mine, owner=who.user, chunk_tokens=size)
+                )
+        profile = tune(embedder, stores, chosen_labels, who, indexed=indexed)
     target = s.files.search_profile(s.retrieval.collection)
     if not dry_run:
         save_profile(target, profile)
-    overridden = [name for name in ("mode", "fusion") if getattr(s.retrieval, name) is not None]
+    names = ("mode", "fusion", "chunk_tokens")
+    overridden = [name for name in names if getattr(s.retrieval, name) is not None]
     if as_json:
         payload = {"profile": profile.model_dump(mode="json"), "saved": None if dry_run else str(target)}
         out.print_json(json.dumps({**payload, "overridden_by_settings": overridden}))
         return
-    _print_tuning(profile, target, dry_run=dry_run, overridden=overridden)
+    _print_tuning(profile, target, current=current, dry_run=dry_run, overridden=overridden)
 
 
-def _print_tuning(profile: SearchProfile, target: Path, *, dry_run: bool, overridden: list[str]) -> None:
-    table = Table("mode", "fusion", "nDCG@10 (choosing half)", "nDCG@10 (checking half)", box=None)
+def _print_tuning(
+    profile: SearchProfile, target: Path, *, current: int, dry_run: bool, overridden: list[str]
+) -> None:
+    table = Table("chunk", "mode", "fusion", "nDCG@10 (choosing half)", "nDCG@10 (checking half)", box=None)
+    picked = (profile.chunk_tokens, profile.mode, profile.fusion)
     for m in profile.measured:
-        mark = "  ← chosen" if (m.mode, m.fusion) == (profile.mode, profile.fusion) else ""
+        mark = "  ← chosen" if (m.chunk_tokens, m.mode, m.fusion) == picked else ""
         table.add_row(
-            m.mode, m.fusion if m.mode == "hybrid" else "", f"{m.tune_ndcg:.3f}", f"{m.check_ndcg:.3f}{mark}"
+            f"{m.chunk_tokens} tokens" if m.chunk_tokens else "",
+            m.mode,
+            m.fusion if m.mode == "hybrid" else "",
+            f"{m.tune_ndcg:.3f}",
+            f"{m.check_ndcg:.3f}{mark}",
         )
     out.print(f"{profile.labels} labelled questions, split in two halves:")
     out.print(table)
     kept = f"{profile.mode}" + (f" with {profile.fusion} fusion" if profile.mode == "hybrid" else "")
+    kept += f" over {profile.chunk_tokens}-token chunks" if profile.chunk_tokens else ""
     if dry_run:
         out.print(f"Best: {kept}. Nothing kept (--dry-run).")
     else:
         out.print(f"Kept: {kept}, in {target}.")
-    variables = {"mode": "BASTION_RETRIEVAL_MODE", "fusion": "BASTION_RETRIEVAL_FUSION"}
+        if profile.chunk_tokens not in (None, current):
+            out.print(
+                f"Searches use the chunks the collection holds ({current} tokens) until its folders are "
+                f"indexed again: run `bastion index` on them to re-chunk at {profile.chunk_tokens}."
+            )
+    variables = {
+        "mode": "BASTION_RETRIEVAL_MODE",
+        "fusion": "BASTION_RETRIEVAL_FUSION",
+        "chunk_tokens": "BASTION_RETRIEVAL_CHUNK_TOKENS",
+    }
     for name in overridden:
         out.print(f"[yellow]{variables[name]} is set and still wins over the tuned {name}.[/yellow]")
 

@@ -105,3 +105,51 @@ def test_labels_naming_unindexed_files_are_a_usage_error(indexed: Path, tmp_path
     assert done.returncode == 2, done.stderr
     assert "not indexed" in done.stderr and "nowhere.md" in done.stderr
     assert not _profile(indexed).exists()
+
+
+def test_tune_compares_chunk_sizes_in_a_scratch_index_without_touching_the_collection(
+    indexed: Path, tmp_path: Path
+) -> None:
+    labels = _policy_labels(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = bastion(
+        "eval", "tune", str(labels), "--chunk-tokens", "48", "--dry-run", "--json",
+        data_dir=indexed, env={"TMPDIR": str(scratch)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)["profile"]["measured"]
+    profile = json.loads(done.stdout)["profile"]
+    assert [m["chunk_tokens"] for m in measured] == [128] * 4 + [48] * 4, "the collection's size first"
+    # 48-token chunks are a different index: at least one choice must rank differently.
+    assert {(m["tune_ndcg"], m["check_ndcg"]) for m in measured[4:]} != {
+        (m["tune_ndcg"], m["check_ndcg"]) for m in measured[:4]
+    }
+    key = (profile["chunk_tokens"], profile["mode"], profile["fusion"])
+    chosen = next(m for m in measured if (m["chunk_tokens"], m["mode"], m["fusion"]) == key)
+    best = max(m["tune_ndcg"] for m in measured)
+    assert chosen["tune_ndcg"] == best or (
+        chosen is measured[0]
+        and any(m["tune_ndcg"] == best and m["check_ndcg"] < chosen["check_ndcg"] for m in measured)
+    )
+    # The scratch index is gone and the collection is as it was: nothing to re-index.
+    assert not list(scratch.glob("bastion-tune-*"))
+    again = bastion("index", str(CORPUS), "--json", data_dir=indexed)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["documents_indexed"], report["documents_unchanged"]) == (0, 6)
+
+
+def test_index_chunks_at_the_stored_size_unless_a_setting_says_otherwise(tmp_path: Path) -> None:
+    def chunks(data_dir: Path, env: dict[str, str] | None = None) -> int:
+        done = bastion("index", str(CORPUS), "--json", data_dir=data_dir, env=env)
+        assert done.returncode == 0, done.stderr
+        return int(json.loads(done.stdout)["chunks_written"])
+
+    default = chunks(tmp_path / "default")
+    for name, env in (("tuned", None), ("overridden", {"BASTION_RETRIEVAL_CHUNK_TOKENS": "128"})):
+        data_dir = tmp_path / name
+        _profile(data_dir).parent.mkdir(parents=True)
+        _profile(data_dir).write_text(json.dumps({"chunk_tokens": 48}), encoding="utf-8")
+        written = chunks(data_dir, env)
+        assert (written > default) if name == "tuned" else (written == default), name

@@ -64,9 +64,9 @@ def test_too_few_labels_or_unindexed_files_are_refused_before_any_search(
     try:
         few = [Label(question=f"q{n}?", relevant=["/docs/a.md"]) for n in range(3)]
         with pytest.raises(UsageError, match="too few"):
-            tune(embedder, store, few, Principal(user="u"), indexed=["/docs/a.md"])
+            tune(embedder, {128: store}, few, Principal(user="u"), indexed=["/docs/a.md"])
         enough = [Label(question=f"q{n}?", relevant=[f"/docs/{n}.md"]) for n in range(12)]
         with pytest.raises(UsageError, match=r"not indexed: /docs/0\.md.* and 7 more"):
-            tune(embedder, store, enough, Principal(user="u"), indexed=["/docs/a.md"])
+            tune(embedder, {128: store}, enough, Principal(user="u"), indexed=["/docs/a.md"])
     finally:
         store.close()
