@@ -8,20 +8,11 @@ from hypothesis import strategies as st
 from agents._pin import estimated_tokens
 from agents._sections import section_around, widen
 from retrieval import Chunk
+from tests.agents.test_pin import _chunk as pinned_chunk
 
 
-def _chunk(source: str, position: int, section: str, size: int = 70) -> Chunk:
-    return Chunk(
-        chunk_id=f"{source}#{position}",
-        source=source,
-        start=position * size,
-        end=(position + 1) * size,
-        text="x" * size,
-        context=f"{source} > {section}",
-        position=position,
-        content_sha256="0" * 64,
-        acl=["user:u"],
-    )
+def _chunk(source: str, position: int, section: str) -> Chunk:
+    return pinned_chunk(source, position).model_copy(update={"context": f"{source} > {section}"})
 
 
 def _document(source: str, sections: list[tuple[str, int]]) -> list[Chunk]:
