@@ -123,6 +123,7 @@ def _recorded(s: Settings) -> dict[str, Any]:
         "min_score": s.retrieval.min_score,
         "router": s.agent.router,
         "pin_tokens": s.agent.pin_tokens,
+        "section_tokens": s.agent.section_tokens,
         "max_tokens": s.model.max_tokens,
         "temperature": s.model.temperature,
     }
