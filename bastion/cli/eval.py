@@ -31,6 +31,7 @@ from bastion.wiring import (
     chunk_tokens,
     configured_qa_agent,
     make_embedder,
+    make_indexer,
     make_router,
     model_url,
     open_manifest,
@@ -44,6 +45,7 @@ from evals import (
     Comparison,
     EvalContext,
     EvalResult,
+    UsageError,
     benches,
     check_variants,
     compare,
@@ -315,6 +317,14 @@ def tune_command(
         store = stack.enter_context(open_store(s, dimension=embedder.dimension))
         with open_manifest(s) as manifest:
             entries = list(manifest.entries())
+            plan = make_indexer(s, embedder, store, manifest).plan_key
+        if stale := [e.source for e in entries if e.plan != plan]:
+            # The collection's own chunks are measured as `current`-token chunks: they must be.
+            raise UsageError(
+                f"{len(stale)} of {len(entries)} indexed documents were chunked otherwise than the "
+                f"settings now say ({current}-token chunks), e.g. {stale[0]}: run `bastion index` on "
+                "their folders first, so that what is measured is what searches use."
+            )
         indexed = [entry.source for entry in entries]
         readable = set(who.acl_tokens())
         mine = [Path(e.source) for e in entries if readable & set(e.acl) and Path(e.source).exists()]

@@ -96,6 +96,18 @@ def test_search_uses_the_stored_profile_unless_a_setting_says_otherwise(indexed:
     assert _search_mode(indexed) == "hybrid"
 
 
+def test_tune_refuses_a_collection_not_yet_chunked_as_the_settings_say(indexed: Path, tmp_path: Path) -> None:
+    """A kept chunk size applies at the next `bastion index`; until then the collection's chunks are
+    not what tune would label them, so measuring them as such would store a wrong comparison."""
+    _profile(indexed).write_text(json.dumps({"chunk_tokens": 48}), encoding="utf-8")
+    try:
+        done = bastion("eval", "tune", str(_policy_labels(tmp_path)), "--dry-run", data_dir=indexed)
+    finally:
+        _profile(indexed).unlink()
+    assert done.returncode == 2, done.stderr
+    assert "chunked otherwise" in done.stderr and "bastion index" in done.stderr
+
+
 def test_labels_naming_unindexed_files_are_a_usage_error(indexed: Path, tmp_path: Path) -> None:
     lines = [
         json.dumps({"question": f"Where is CCTV footage kept? ({n})", "relevant": ["nowhere.md"]})
