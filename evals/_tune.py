@@ -30,6 +30,8 @@ from retrieval import (
 )
 
 MIN_LABELS = 10
+RECHUNK_MARGIN = 0.01
+"""nDCG@10 on the checking half another chunk size must gain over the default to be kept."""
 # The default first: on a tie it stays.
 CANDIDATES: tuple[tuple[SearchMode, Fusion], ...] = (
     (DEFAULT_PROFILE.mode, DEFAULT_PROFILE.fusion),
@@ -111,8 +113,7 @@ def tune(
                     check_ndcg=_ndcg(retriever, check_half, principal),
                 )
             )
-    default, best = measured[0], max(measured, key=lambda m: m.tune_ndcg)  # max keeps the first of ties
-    chosen = best if best.check_ndcg >= default.check_ndcg else default
+    chosen = choose(measured)
     return SearchProfile(
         mode=chosen.mode,
         fusion=chosen.fusion,
@@ -121,6 +122,25 @@ def tune(
         labels=len(labels),
         measured=measured,
     )
+
+
+def choose(measured: list[MeasuredChoice]) -> MeasuredChoice:
+    """The best on the choosing half, unless it does worse than the default (the first) on the checking
+    half. Another chunk size must also beat the default there by RECHUNK_MARGIN, since keeping it means
+    re-indexing the whole collection; else the best at the collection's own size is chosen alike."""
+    default = measured[0]
+
+    def best_of(candidates: list[MeasuredChoice]) -> MeasuredChoice:
+        best = max(candidates, key=lambda m: m.tune_ndcg)  # max keeps the first of ties
+        return best if best.check_ndcg >= default.check_ndcg else default
+
+    chosen = best_of(measured)
+    if (
+        chosen.chunk_tokens != default.chunk_tokens
+        and chosen.check_ndcg < default.check_ndcg + RECHUNK_MARGIN
+    ):
+        chosen = best_of([m for m in measured if m.chunk_tokens == default.chunk_tokens])
+    return chosen
 
 
 def _ndcg(retriever: Retriever, labels: list[Label], principal: Principal) -> float:

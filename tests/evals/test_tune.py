@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evals import UsageError, load_labels, tune
-from evals._tune import Label, split
-from retrieval import EdgeStore, Principal, SentenceTransformerEmbedder
+from evals._tune import RECHUNK_MARGIN, Label, choose, split
+from retrieval import EdgeStore, MeasuredChoice, Principal, SentenceTransformerEmbedder
 
 
 def _write(folder: Path, lines: list[str]) -> Path:
@@ -70,3 +70,22 @@ def test_too_few_labels_or_unindexed_files_are_refused_before_any_search(
             tune(embedder, {128: store}, enough, Principal(user="u"), indexed=["/docs/a.md"])
     finally:
         store.close()
+
+
+def _m(size: int, mode: str, tune_ndcg: float, check_ndcg: float) -> MeasuredChoice:
+    fields = {"chunk_tokens": size, "mode": mode, "fusion": "dbsf"}
+    return MeasuredChoice.model_validate({**fields, "tune_ndcg": tune_ndcg, "check_ndcg": check_ndcg})
+
+
+def test_the_choice_keeps_the_default_unless_the_winner_holds_and_a_new_size_must_win_clearly() -> None:
+    default = _m(128, "hybrid", 0.40, 0.40)
+    # The best on the choosing half that also holds on the checking half is kept.
+    assert choose([default, _m(128, "dense", 0.45, 0.41)]).mode == "dense"
+    # One that loses on the checking half is a lucky half: the default stays.
+    assert choose([default, _m(128, "dense", 0.45, 0.39)]) is default
+    # Another chunk size means re-indexing everything: a tie is not enough…
+    tie = [default, _m(128, "dense", 0.42, 0.405), _m(256, "hybrid", 0.46, 0.40 + RECHUNK_MARGIN / 2)]
+    assert (choose(tie).chunk_tokens, choose(tie).mode) == (128, "dense")  # the best at today's size
+    # …a clear win is.
+    clear = [default, _m(256, "hybrid", 0.46, 0.40 + 2 * RECHUNK_MARGIN)]
+    assert (choose(clear).chunk_tokens, choose(clear).mode) == (256, "hybrid")
