@@ -170,6 +170,8 @@ def document_conditions(
 ) -> list[Condition]:
     conditions = search_conditions(principal, SearchFilters(sources=[source]))
     if positions is not None:
+        # `position` has no payload index: the indexed `source` match leaves one document's chunks,
+        # few enough to check the range on each.
         conditions.append(Range("position", gte=positions[0], lte=positions[1]))
     return conditions
 

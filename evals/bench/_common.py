@@ -51,8 +51,8 @@ def make_embedder(
     backend: str, *, query_cache: bool = True, device: str = "cpu", precision: Precision = "auto"
 ) -> Embedder:
     """The packaged MiniLM through `backend` (torch, onnx or onnx-int8; torch on `device` at
-    `precision`), the ONNX
-    graphs from the cache `bastion model install` exported them to (exported now if missing)."""
+    `precision`), the ONNX graphs from the cache `bastion model install` exported them to (exported
+    now if missing)."""
     from retrieval import OnnxEmbedder, SentenceTransformerEmbedder, default_model_path
 
     size = 1024 if query_cache else 0
